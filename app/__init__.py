@@ -1,0 +1,1 @@
+"""EdgeInfer model backend: Flask under gunicorn with HailoRT and ONNX Runtime backends."""

@@ -1,0 +1,1 @@
+"""Build, verify and package the TCN-VAE encoder for Hailo-8."""
