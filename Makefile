@@ -1,0 +1,56 @@
+# The two commands a newcomer needs: `make demo` (deploy the default model to a local simulated 3-Pi fleet and print
+# the fleet report) and `make test` (every test: lint, unit, Molecule, end-to-end fleet). Everything else is a step.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIS ?= 3
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: demo test setup engine fleet fleet-down lint unit molecule fleet-test benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -e '.[compile,app,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The docker engine and the Pi images the simulated fleet and Molecule run on.
+engine: setup
+	$(BIN)/python -m simfleet engine
+	$(BIN)/python -m simfleet images
+
+fleet: engine
+	$(BIN)/python -m simfleet up --pis $(PIS)
+
+fleet-down: setup
+	$(BIN)/python -m simfleet down
+
+demo: fleet
+	$(BIN)/ansible-playbook -i inventory/local site.yml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint .
+	$(BIN)/ansible-lint --profile production
+
+unit: setup
+	$(BIN)/pytest -m "not fleet"
+
+molecule: engine
+	$(BIN)/molecule test --all
+
+fleet-test: engine
+	$(BIN)/pytest -m fleet
+
+test: lint unit molecule fleet-test
+
+benchmark: setup
+	$(BIN)/python scripts/benchmark_infer.py
+
+clean: fleet-down
+	rm -rf build reports
