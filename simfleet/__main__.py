@@ -1,0 +1,5 @@
+import sys
+
+from simfleet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""`python -m simfleet engine|images|up|down|start|stop|status`."""
+
+import argparse
+import time
+
+from simfleet import engine, fleet, images
+
+
+def _engine(args: argparse.Namespace) -> int:
+    engine.ensure_engine()
+    print("simfleet: docker engine answers")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    built = images.build_images(engine.ensure_engine())
+    for tag, image in built.items():
+        print(f"{tag}  {image.short_id}")
+    print(f"simfleet: images ready in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    client = engine.ensure_engine()
+    images.build_images(client)
+    print(fleet.up(client, args.pis), end="")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    fleet.down(engine.ensure_engine())
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    fleet.stop(engine.ensure_engine(), args.name)
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    fleet.start(engine.ensure_engine(), args.name)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    rows = fleet.status(engine.ensure_engine())
+    print(fleet.format_status(rows))
+    return 0 if rows and all(row.ready for row in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simfleet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "engine", help="install docker.io/debootstrap if missing, start dockerd if none answers"
+    ).set_defaults(func=_engine)
+    sub.add_parser("images", help=f"build {images.PI_IMAGE} and {images.STANDIN_IMAGE}").set_defaults(
+        func=_images
+    )
+    up = sub.add_parser("up", help="bring up hp-pi-1..N on hp-fleet and write inventory/local/hosts.yml")
+    up.add_argument("--pis", type=int, default=3, help="number of simulated Pis (default 3)")
+    up.set_defaults(func=_up)
+    sub.add_parser("down", help="remove the fleet's containers, network and volumes").set_defaults(func=_down)
+    for name, func, verb in (("stop", _stop, "stop"), ("start", _start, "start")):
+        cmd = sub.add_parser(name, help=f"{verb} one Pi (hp-pi-N or N)")
+        cmd.add_argument("name")
+        cmd.set_defaults(func=func)
+    sub.add_parser("status", help="state, address and readiness of each Pi").set_defaults(func=_status)
+    args = parser.parse_args(argv)
+    if getattr(args, "pis", 1) < 1:
+        parser.error("--pis must be at least 1")
+    try:
+        return int(args.func(args))
+    except (engine.EngineError, fleet.FleetError, RuntimeError) as exc:
+        print(f"simfleet: error: {exc}")
+        return 1

@@ -1,0 +1,1 @@
+"""EdgeInfer TEST STAND-IN (not EdgeInfer): imitates EdgeInfer's backend behaviour for the simulated fleet."""
