@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Golden-window checks run ON THE PI by the health role (standard library only: Pi OS's python3).
+
+Posts the bundle's golden window to the app and through EdgeInfer, compares the latents and times the calls.
+Prints one JSON object; a failed check is data in that object (the role decides and names it), so the exit
+code is non-zero only when the script itself cannot run (unreadable metadata, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+def read_metadata(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    if not isinstance(metadata, dict):
+        raise ValueError("metadata is not a JSON object")
+    missing = [key for key in ("window", "latent", "tolerance") if key not in (metadata.get("golden") or {})]
+    if missing:
+        raise ValueError(f"'golden' lacks {', '.join(missing)}")
+    return metadata
+
+
+def post_window(
+    url: str, window: list[list[float]], timeout_s: float
+) -> tuple[dict[str, Any] | None, float, str]:
+    """POST {"x": window}; return (JSON answer or None, wall time in ms, error text or "")."""
+    body = json.dumps({"x": window}).encode()
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return (
+            None,
+            _ms_since(started),
+            f"HTTP {exc.code} from {url}: {exc.read()[:200].decode(errors='replace')}",
+        )
+    except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
+        return None, _ms_since(started), f"{url}: {exc}"
+    return answer, _ms_since(started), ""
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def latent_of(answer: dict[str, Any] | None, length: int) -> list[float] | None:
+    latent = (answer or {}).get("latent")
+    if not isinstance(latent, list) or len(latent) != length:
+        return None
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in latent):
+        return None
+    return [float(v) for v in latent]
+
+
+def max_abs(a: list[float], b: list[float]) -> float:
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
+
+
+def timed_calls(url: str, window: list[list[float]], calls: int, timeout_s: float) -> dict[str, Any]:
+    """The first answer plus p50/max wall time over `calls` POSTs (the first one included)."""
+    answers, times, error = [], [], ""
+    for _ in range(calls):
+        answer, elapsed_ms, error = post_window(url, window, timeout_s)
+        if error:
+            break
+        answers.append(answer)
+        times.append(elapsed_ms)
+    latency = {"p50": round(statistics.median(times), 3), "max": round(max(times), 3)} if times else None
+    return {"answers": answers, "latency_ms": latency, "error": error}
+
+
+def check_app(golden: dict[str, Any], run: dict[str, Any], backend: str) -> dict[str, Any]:
+    if run["error"]:
+        return {"ok": False, "reason": run["error"]}
+    expected = [float(v) for v in golden["latent"]]
+    latent = latent_of(run["answers"][0], len(expected))
+    if latent is None:
+        return {"ok": False, "reason": f"app answer has no finite latent of length {len(expected)}"}
+    tolerance = golden["tolerance"]
+    result = {"max_abs": max_abs(latent, expected), "cosine": cosine(latent, expected)}
+    # A float backend must match the golden latent closely; a quantized one (HailoRT) only in direction.
+    if backend == "hailort":
+        ok = result["cosine"] >= tolerance["latent_min_cosine"]
+        rule = f"cosine {result['cosine']:.6f} >= {tolerance['latent_min_cosine']}"
+    else:
+        ok = result["max_abs"] <= tolerance["latent_max_abs"]
+        rule = f"max abs diff {result['max_abs']:.3g} <= {tolerance['latent_max_abs']}"
+    return {**result, "ok": ok, "reason": f"{backend}: {rule}" + ("" if ok else " is false")}
+
+
+def check_edgeinfer(
+    app_latent: list[float] | None, run: dict[str, Any], expect_real: bool, same_max_abs: float
+) -> dict[str, Any]:
+    if run["error"]:
+        return {"ok": False, "real_model": None, "reason": run["error"]}
+    if app_latent is None:
+        return {"ok": False, "real_model": None, "reason": "no app latent to compare EdgeInfer's with"}
+    latent = latent_of(run["answers"][0], len(app_latent))
+    if latent is None:
+        return {
+            "ok": False,
+            "real_model": None,
+            "reason": "EdgeInfer answer has no finite latent of the right length",
+        }
+    # EdgeInfer re-encodes the backend's floats as float32, so "same" allows float32 rounding;
+    # its random stub output is nowhere near the model's.
+    diff = max_abs(latent, app_latent)
+    real = diff <= same_max_abs
+    if expect_real:
+        reason = (
+            "same latent as the app"
+            if real
+            else f"latent differs from the app's (max abs {diff:.3g}): stub output"
+        )
+    else:
+        reason = (
+            "differs from the app as expected in stub mode" if not real else "matches the app in stub mode"
+        )
+    return {"ok": real == expect_real, "real_model": real, "max_abs": diff, "reason": reason}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metadata", required=True, help="deployed model_metadata.json")
+    parser.add_argument("--app-url", required=True, help="the app's POST /infer URL")
+    parser.add_argument("--edgeinfer-url", required=True, help="EdgeInfer's POST /api/v1/analysis/infer URL")
+    parser.add_argument(
+        "--backend", required=True, help="backend the app reports (hailort compares by cosine)"
+    )
+    parser.add_argument("--calls", type=int, default=5, help="timed calls per endpoint")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP call")
+    parser.add_argument("--edgeinfer-same-max-abs", type=float, default=1e-5)
+    parser.add_argument("--expect-edgeinfer", choices=("real", "stub"), default="real")
+    args = parser.parse_args()
+
+    try:
+        metadata = read_metadata(args.metadata)
+    except (OSError, ValueError) as exc:
+        print(f"golden_check: cannot read the golden window from {args.metadata}: {exc}", file=sys.stderr)
+        return 2
+    golden = metadata["golden"]
+    window = golden["window"]
+
+    app_run = timed_calls(args.app_url, window, max(args.calls, 1), args.timeout)
+    app = check_app(golden, app_run, args.backend)
+    app_latent = latent_of(app_run["answers"][0], len(golden["latent"])) if app_run["answers"] else None
+    edge_run = timed_calls(args.edgeinfer_url, window, max(args.calls, 1), args.timeout)
+    edge = check_edgeinfer(app_latent, edge_run, args.expect_edgeinfer == "real", args.edgeinfer_same_max_abs)
+    print(
+        json.dumps(
+            {
+                "bundle_version": metadata.get("version"),
+                "golden_app": app,
+                "golden_edgeinfer": edge,
+                "latency_ms": app_run["latency_ms"],
+                "edgeinfer_latency_ms": edge_run["latency_ms"],
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
