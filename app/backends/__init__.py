@@ -1,0 +1,1 @@
+"""Inference backends behind one interface: HailoRT (Hailo-8) and ONNX Runtime (CPU)."""

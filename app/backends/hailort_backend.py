@@ -1,0 +1,193 @@
+"""HailoRT on the Hailo-8 through the InferModel API (hailo_platform, from Pi OS's python3-hailort)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from app.backends.base import (
+    LATENT_SIZE,
+    MOTIF_COUNT,
+    Backend,
+    BackendError,
+    ChipStatus,
+    Inference,
+    checked_inference,
+)
+from app.log_once import log_once
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "hailo_platform (HailoRT's Python API) is not importable: on Raspberry Pi OS install it with "
+    "`sudo apt install hailo-all` (brings python3-hailort) and create the app's venv with "
+    "`python3 -m venv --system-site-packages` so the venv sees the system package"
+)
+
+
+def import_hailo_platform() -> ModuleType:
+    try:
+        import hailo_platform
+    except ImportError as exc:
+        raise BackendError("hailort_missing", f"{INSTALL_HINT} ({exc})") from exc
+    return hailo_platform
+
+
+class HailoRTBackend(Backend):
+    """One VDevice per gunicorn worker, opened in that worker; one configured model and one set of bindings,
+    reused for every request under a lock (one set of bindings must not be shared by concurrent threads)."""
+
+    name = "hailort"
+
+    def __init__(
+        self, hef_path: Path, timeout_ms: int, multi_process: bool = False, group_id: str = "SHARED"
+    ) -> None:
+        self.hef_path = hef_path
+        self.timeout_ms = timeout_ms
+        self.multi_process = multi_process
+        self.group_id = group_id
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._hp: ModuleType | None = None
+        self._vdevice: Any = None
+        self._configured: Any = None
+        self._bindings: Any = None
+        self._input_shape: tuple[int, ...] = ()
+        self._latent_name = ""
+        self._motif_name = ""
+        self._devices: list[Any] = []
+        self._identities: dict[str, dict[str, str]] = {}
+
+    def load(self) -> None:
+        hp = import_hailo_platform()
+        params = hp.VDevice.create_params()
+        # Python's default scheduler is NONE; ROUND_ROBIN lets the model share the chip across processes.
+        params.scheduling_algorithm = hp.HailoSchedulingAlgorithm.ROUND_ROBIN
+        if self.multi_process:
+            params.multi_process_service = True
+            params.group_id = self.group_id
+        try:
+            self._vdevice = hp.VDevice(params)
+            infer_model = self._vdevice.create_infer_model(str(self.hef_path))
+            infer_model.set_batch_size(1)
+            infer_model.input().set_format_type(hp.FormatType.FLOAT32)
+            for output in infer_model.outputs:
+                infer_model.output(output.name).set_format_type(hp.FormatType.FLOAT32)
+            self._latent_name, self._motif_name = output_roles(
+                {o.name: tuple(o.shape) for o in infer_model.outputs}, self.hef_path.name
+            )
+            self._input_shape = tuple(infer_model.input().shape)
+            if int(np.prod(self._input_shape)) != 900:
+                raise BackendError(
+                    "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not 100x9"
+                )
+            self._configured = infer_model.configure()
+            self._bindings = self._configured.create_bindings()
+            for name in (self._latent_name, self._motif_name):
+                shape = infer_model.output(name).shape
+                self._bindings.output(name).set_buffer(np.empty(shape, dtype=np.float32))
+        except hp.HailoRTException as exc:
+            raise BackendError("device_error", f"HailoRT could not load {self.hef_path.name}: {exc}") from exc
+        self._hp = hp
+        self._pid = os.getpid()
+        self._open_device_control()
+
+    def infer(self, window: np.ndarray) -> Inference:
+        if self._hp is None:
+            raise BackendError("not_loaded", "HailoRT model is not loaded")
+        if os.getpid() != self._pid:
+            # A VDevice belongs to the process that created it; a forked copy would talk to a dead handle.
+            raise BackendError("wrong_process", "HailoRT VDevice used from a process that did not create it")
+        with self._lock:
+            self._bindings.input().set_buffer(np.ascontiguousarray(window.reshape(self._input_shape)))
+            try:
+                self._configured.run([self._bindings], self.timeout_ms)
+            except self._hp.HailoRTException as exc:
+                kind = "timeout" if type(exc).__name__ == "HailoRTTimeout" else "device_error"
+                raise BackendError(kind, f"HailoRT run failed ({self.timeout_ms} ms timeout): {exc}") from exc
+            latent = self._bindings.output(self._latent_name).get_buffer().copy()
+            motifs = self._bindings.output(self._motif_name).get_buffer().copy()
+        return checked_inference(latent, motifs)
+
+    def close(self) -> None:
+        with self._lock:
+            for device in self._devices:
+                device.release()
+            self._devices = []
+            if self._vdevice is not None:
+                self._vdevice.release()
+                self._vdevice = None
+            self._hp = None
+
+    def describe(self) -> dict[str, object]:
+        return {"hailo_devices": self._identities, "hailo_multi_process": self.multi_process}
+
+    def chip_status(self) -> list[ChipStatus]:
+        """Identity and temperature of every chip behind this worker's VDevice (device control API)."""
+        if self._hp is None:
+            return []
+        statuses = []
+        with self._lock:
+            for device in self._devices:
+                temperatures: dict[str, float] = {}
+                try:
+                    info = device.control.get_chip_temperature()
+                    temperatures = {"ts0": float(info.ts0_temperature), "ts1": float(info.ts1_temperature)}
+                except self._hp.HailoRTException as exc:
+                    log_once(
+                        log,
+                        f"hailo-temperature:{device.device_id}",
+                        f"Hailo chip temperature unavailable: {exc}",
+                    )
+                statuses.append(
+                    ChipStatus(device.device_id, self._identities[device.device_id], temperatures)
+                )
+        return statuses
+
+    def _open_device_control(self) -> None:
+        assert self._hp is not None
+        try:
+            self._devices = list(self._vdevice.get_physical_devices())
+            for device in self._devices:
+                board = device.control.identify()
+                self._identities[device.device_id] = {
+                    "board_name": str(board.board_name).rstrip("\x00"),
+                    "architecture": str(board.device_architecture),
+                    "serial_number": str(board.serial_number).rstrip("\x00"),
+                    "firmware_version": str(board.firmware_version),
+                }
+        except self._hp.HailoRTException as exc:
+            # e.g. through hailort.service the device may not accept direct control; metrics go without it.
+            log_once(
+                log,
+                "hailo-identify",
+                f"Hailo device control unavailable, chip identity/temperature not exported: {exc}",
+            )
+            self._devices = []
+
+
+def output_roles(shapes: dict[str, tuple[int, ...]], hef_name: str) -> tuple[str, str]:
+    """The HEF names outputs after its layers, not the ONNX names: pick them by name when they match,
+    otherwise by size (64 latent values, 12 motif scores)."""
+    by_size: dict[int, list[str]] = {}
+    for name, shape in shapes.items():
+        by_size.setdefault(int(np.prod(shape)), []).append(name)
+    latent = "latent_embeddings" if "latent_embeddings" in shapes else _only(by_size.get(LATENT_SIZE, []))
+    motifs = "motif_scores" if "motif_scores" in shapes else _only(by_size.get(MOTIF_COUNT, []))
+    if latent is None or motifs is None:
+        raise BackendError(
+            "bad_model",
+            f"{hef_name} outputs {shapes} do not include one {LATENT_SIZE}-value latent and one "
+            f"{MOTIF_COUNT}-value motif output",
+        )
+    return latent, motifs
+
+
+def _only(names: list[str]) -> str | None:
+    return names[0] if len(names) == 1 else None

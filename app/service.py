@@ -1,0 +1,169 @@
+"""The model inside one worker: verify the bundle, open the backend, warm up, serve; readiness follows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app import metrics
+from app.backends.base import Backend, BackendError, Inference
+from app.backends.selection import Choice, choose_backend, create_backend
+from app.bundle import BundleError, verify_bundle
+from app.config import AppConfig
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(Exception):
+    """Inference asked for before the model is loaded and warmed up (or after loading failed)."""
+
+
+@dataclass(frozen=True)
+class Served:
+    backend: Backend
+    metadata: dict[str, Any]
+    model_file: str
+    sha256: str
+
+
+class ModelService:
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.state = "starting"
+        self.reason = "model not loaded yet"
+        self.choice: Choice | None = None
+        self._served: Served | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load in the background so /livez and /healthz answer (503 with the stage) while the model loads."""
+        self._thread = threading.Thread(target=self.load, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state == "ready"
+
+    def load(self) -> None:
+        try:
+            self._stage("verifying", f"verifying bundle {self.config.bundle_dir}")
+            metadata = verify_bundle(self.config.bundle_dir)
+            self.choice = choose_backend(self.config, metadata)
+            log.info("backend %s: %s", self.choice.backend, self.choice.reason)
+            backend = create_backend(self.choice, self.config, metadata)
+            model_file = metadata["model"]["hef" if self.choice.backend == "hailort" else "onnx"]
+            served = Served(backend, metadata, model_file, metadata["files"][model_file]["sha256"])
+            self._stage("loading", f"loading {model_file} with {backend.name}")
+            backend.load()
+            self._warm_up(served)
+        except BundleError as exc:
+            self._fail(f"bundle {self.config.bundle_dir} failed verification: {exc}")
+            return
+        except BackendError as exc:
+            self._fail(f"{exc.kind}: {exc}")
+            return
+        except KeyError as exc:
+            self._fail(f"model_metadata.json lacks key {exc}")
+            return
+        except Exception as exc:  # a loader crash must become a 503 reason, not a silently dead thread
+            log.exception("model loading failed")
+            self._fail(f"unexpected error while loading the model: {exc!r}")
+            return
+        self._served = served
+        metrics.MODEL_INFO.labels(
+            version=served.metadata["version"],
+            backend=backend.name,
+            sha256=served.sha256,
+            untrained_default=str(bool(served.metadata.get("untrained_default"))).lower(),
+        ).set(1)
+        self._publish_chips()
+        self.state, self.reason = "ready", "ready"
+        log.info("ready: %s %s via %s", served.metadata["version"], model_file, backend.name)
+
+    def _warm_up(self, served: Served) -> None:
+        """Run the golden window until the runtime is warm, then check the answer: a backend that loads but
+        computes garbage (wrong HEF, broken driver) must never report ready."""
+        golden = served.metadata["golden"]
+        window = np.asarray(golden["window"], dtype=np.float32)
+        expected = np.asarray(golden["latent"], dtype=np.float32)
+        tolerance = golden["tolerance"]
+        result: Inference | None = None
+        for run in range(self.config.warmup_runs):
+            self._stage("warming_up", f"warming up ({run}/{self.config.warmup_runs} runs)")
+            result = served.backend.infer(window)
+        assert result is not None
+        if served.backend.name == "hailort":  # quantized: judged by direction, not exact values
+            cosine = float(
+                np.dot(result.latent, expected) / (np.linalg.norm(result.latent) * np.linalg.norm(expected))
+            )
+            if cosine < tolerance["latent_min_cosine"]:
+                raise BackendError(
+                    "golden_mismatch",
+                    f"golden window latent cosine {cosine:.4f} < {tolerance['latent_min_cosine']}",
+                )
+        else:
+            diff = float(np.max(np.abs(result.latent - expected)))
+            if diff > tolerance["latent_max_abs"]:
+                raise BackendError(
+                    "golden_mismatch",
+                    f"golden window latent differs by {diff:.3g} > {tolerance['latent_max_abs']}",
+                )
+
+    def infer(self, window: np.ndarray) -> Inference:
+        served = self._served
+        if served is None:
+            raise NotReady(self.reason)
+        started = time.perf_counter()
+        result = served.backend.infer(window)
+        metrics.MODEL_LATENCY.labels(backend=served.backend.name).observe(time.perf_counter() - started)
+        return result
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        served = self._served
+        if served is None:
+            return 503, {"status": "unavailable", "state": self.state, "reason": self.reason}
+        return 200, {
+            "status": "ok",
+            "backend": served.backend.name,
+            "backend_reason": self.choice.reason if self.choice else "",
+            "model_version": served.metadata["version"],
+            "model_file": served.model_file,
+            "sha256": served.sha256,
+            "untrained_default": bool(served.metadata.get("untrained_default")),
+            **served.backend.describe(),
+        }
+
+    @property
+    def model_version(self) -> str:
+        return self._served.metadata["version"] if self._served else ""
+
+    @property
+    def backend_name(self) -> str:
+        return self._served.backend.name if self._served else ""
+
+    def refresh_scrape_gauges(self) -> None:
+        metrics.sample_worker_rss(force=True)
+        self._publish_chips()
+
+    def _publish_chips(self) -> None:
+        if self._served is not None:
+            metrics.publish_chips(self._served.backend.chip_status())
+
+    def close(self) -> None:
+        if self._served is not None:
+            self._served.backend.close()
+            self._served = None
+            self.state, self.reason = "stopped", "worker shutting down"
+
+    def _stage(self, state: str, reason: str) -> None:
+        self.state, self.reason = state, reason
+
+    def _fail(self, reason: str) -> None:
+        self.state, self.reason = "failed", reason
+        log.error("not ready: %s", reason)
