@@ -1,0 +1,255 @@
+"""The stages in order: load -> reference windows -> motifs -> export -> verify -> int8 -> hef -> bundle."""
+
+import json
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from compile import hailo_compile
+from compile.bundle import (
+    CALIBRATION_FILE,
+    ONNX_FILE,
+    SCHEMA_VERSION,
+    bundle_version,
+    existing_bundle,
+    staging,
+    write_metadata,
+)
+from compile.errors import CompileError
+from compile.export import (
+    EXPORTER_VERSION,
+    INPUT_NAME,
+    LATENT_NAME,
+    MOTIF_NAME,
+    OPSET,
+    build_onnx,
+    encode_latents,
+    save_onnx,
+)
+from compile.int8_check import int8_proxy
+from compile.load import LoadedSource, load_source
+from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
+from compile.motifs import MotifHead, fit_motifs
+from compile.normalization import Normalization, load_normalization
+from compile.reference_windows import ACTIVITIES, load_windows, synthetic_window, synthetic_windows
+from compile.timing import StageTimer
+from compile.verify import run_exported, verify_export
+
+GOLDEN_ACTIVITY = "walking"
+GOLDEN_TOLERANCE = {"latent_max_abs": 1e-3, "latent_min_cosine": 0.98}
+# Held out from motif fitting and calibration: a second synthetic draw the figures are computed on.
+VERIFICATION_SEED = 1001
+VERIFICATION_PER_ACTIVITY = 10
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    source: Path | None
+    out: Path
+    reference_windows: Path | None = None
+    hw_arch: str = "hailo8"
+    require_hef: bool = False
+    config: Path | None = None
+    trust_pickle: bool = False
+
+
+@dataclass(frozen=True)
+class Inputs:
+    source: LoadedSource
+    normalization: Normalization
+    windows: np.ndarray
+    labels: list[str] | None
+    reference: dict[str, Any]
+
+
+def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
+    if options.hw_arch not in hailo_compile.HW_ARCHS:
+        raise CompileError(f"--hw-arch {options.hw_arch!r} is not one of {', '.join(hailo_compile.HW_ARCHS)}")
+    with timer.stage("load", f"model source {options.source or 'untrained default (seeded weights)'}"):
+        source = load_source(options.source, trust_pickle=options.trust_pickle)
+        normalization = load_normalization(options.config)
+    if source.untrained_default:
+        timer.note(
+            "UNTRAINED DEFAULT model: seeded weights, not the trained encoder (pass --source to deploy one)"
+        )
+    with timer.stage("reference", "reference windows"):
+        if options.reference_windows is None:
+            windows, labels = synthetic_windows()
+            reference: dict[str, Any] = {"kind": "synthetic", "activities": list(ACTIVITIES)}
+        else:
+            windows, labels = load_windows(options.reference_windows), None
+            reference = {"kind": "file", "path": str(options.reference_windows)}
+    reference["windows"] = int(windows.shape[0])
+    return Inputs(source, normalization, windows, labels, reference)
+
+
+def fit_head(inputs: Inputs, timer: StageTimer) -> MotifHead:
+    with timer.stage("motifs", f"k-means on {len(inputs.windows)} reference latents"):
+        latents = encode_latents(inputs.source.encoder, inputs.normalization, inputs.windows)
+        motifs = fit_motifs(latents, inputs.labels)
+    motifs.fit["reference"] = inputs.reference
+    return motifs
+
+
+def verification_windows(inputs: Inputs) -> np.ndarray:
+    held_out, _ = synthetic_windows(VERIFICATION_PER_ACTIVITY, VERIFICATION_SEED)
+    extra = inputs.windows[:256] if inputs.reference["kind"] == "file" else inputs.windows[:0]
+    return np.concatenate([held_out, extra])
+
+
+def build(options: BuildOptions, timer: StageTimer) -> Path:
+    """Write (or reuse) ``options.out/<version>/`` and return it."""
+    inputs = load_inputs(options, timer)
+    dfc = hailo_compile.dfc_version()
+    if dfc is None:
+        if options.require_hef:
+            raise CompileError(f"--require-hef: {hailo_compile.skip_notice()}")
+        timer.note(hailo_compile.skip_notice())
+    version = bundle_version(
+        inputs.source.sha256,
+        inputs.normalization.to_metadata(),
+        inputs.windows,
+        options.hw_arch,
+        EXPORTER_VERSION,
+        dfc,
+    )
+    target = options.out / version
+    if existing_bundle(target) is not None:
+        timer.note(f"bundle {version} already built and intact: reusing {target}")
+        return target
+    motifs = fit_head(inputs, timer)
+    checks = verification_windows(inputs)
+    with staging(options.out, version) as folder:
+        onnx_path = folder / ONNX_FILE
+        with timer.stage("export", f"ONNX opset {OPSET} -> {ONNX_FILE}"):
+            properties = {
+                "bundle_version": version,
+                "untrained_default": str(inputs.source.untrained_default),
+            }
+            save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, properties), onnx_path)
+        with timer.stage("verify", f"onnx.checker + ONNX Runtime vs PyTorch on {len(checks)} windows"):
+            verification = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, checks)
+        np.save(folder / CALIBRATION_FILE, inputs.windows)
+        hef = None
+        if dfc is None:
+            with timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ)"):
+                verification["int8"] = int8_proxy(onnx_path, INPUT_NAME, inputs.windows, checks)
+        else:
+            with timer.stage("hef", f"Hailo DFC {dfc} for {options.hw_arch}"):
+                hef = compile_to_hef(inputs, motifs, options.hw_arch, folder, onnx_path)
+                verification["int8"] = hef.int8
+        metadata = describe(inputs, motifs, version, options.hw_arch, onnx_path, hef, dfc)
+        metadata["verification"] = verification
+        metadata["timings_s"] = dict(timer.timings)
+        write_metadata(folder, metadata)
+    return target
+
+
+def compile_to_hef(
+    inputs: Inputs, motifs: MotifHead, hw_arch: str, folder: Path, onnx_path: Path
+) -> hailo_compile.HefResult:
+    hailo_onnx = folder / "tcn_encoder_hailo_input.onnx"
+    save_onnx(
+        build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}, raw_input=False), hailo_onnx
+    )
+    try:
+        float_outputs = run_exported(onnx_path, inputs.windows[: hailo_compile.EMULATOR_WINDOWS])
+        return hailo_compile.compile_hef(
+            hailo_onnx, inputs.normalization, inputs.windows, hw_arch, folder, float_outputs
+        )
+    finally:
+        # The parsed HAR keeps the translated graph; the intermediate ONNX is not part of the bundle.
+        hailo_onnx.unlink(missing_ok=True)
+
+
+def describe(
+    inputs: Inputs,
+    motifs: MotifHead,
+    version: str,
+    hw_arch: str,
+    onnx_path: Path,
+    hef: hailo_compile.HefResult | None,
+    dfc: str | None,
+) -> dict[str, Any]:
+    window = synthetic_window(GOLDEN_ACTIVITY)
+    latent, scores = run_exported(onnx_path, window[None])
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": "tcn-vae-encoder",
+        "version": version,
+        "untrained_default": inputs.source.untrained_default,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": inputs.source.to_metadata(),
+        "model": {
+            "onnx": ONNX_FILE,
+            "hef": hef.hef.name if hef else None,
+            "hars": [h.name for h in hef.hars] if hef else [],
+            "hw_arch": hw_arch,
+            "opset": OPSET,
+            "exporter_version": EXPORTER_VERSION,
+            "hef_input": "NHWC (1, 100, 9) raw values (z-score on chip): same memory as imu_window[100, 9]",
+        },
+        "inputs": [{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
+        "outputs": [
+            {"name": LATENT_NAME, "shape": ["N", LATENT_DIM], "dtype": "float32"},
+            {"name": MOTIF_NAME, "shape": ["N", int(motifs.prototypes.shape[0])], "dtype": "float32"},
+        ],
+        "normalization": inputs.normalization.to_metadata(),
+        "motifs": motifs.to_metadata(),
+        "calibration_set": {"file": CALIBRATION_FILE, "shape": list(inputs.windows.shape), "raw": True},
+        "tools": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__,
+            "hailo_sdk_client": dfc,
+        },
+        "golden": {
+            "activity": GOLDEN_ACTIVITY,
+            "window": window.astype(float).tolist(),
+            "latent": latent[0].astype(float).tolist(),
+            "motif_scores": scores[0].astype(float).tolist(),
+            "tolerance": dict(GOLDEN_TOLERANCE),
+        },
+    }
+
+
+def summary_lines(metadata: dict[str, Any]) -> list[str]:
+    """The figures a person reads after a build."""
+    v = metadata.get("verification", {})
+    lines = [f"bundle {metadata.get('version')}  untrained_default={metadata.get('untrained_default')}"]
+    if "onnxruntime_vs_torch" in v:
+        ort_torch = v["onnxruntime_vs_torch"]
+        lines.append(
+            f"verify: {v['windows']} windows, ONNX Runtime vs PyTorch max abs latent "
+            f"{ort_torch['latent_max_abs']:.2e}"
+            f", motif {ort_torch['motif_max_abs']:.2e} (tolerance {v['tolerance']:g})"
+        )
+    if "source_onnx_vs_export" in v:
+        lines.append(
+            f"verify: source ONNX vs export max abs latent {v['source_onnx_vs_export']['latent_max_abs']:.2e}"
+        )
+    if "int8" in v:
+        q = v["int8"]
+        lines.append(
+            f"int8 ({q['method']}): latent cosine mean {q['latent_cosine_mean']:.4f} "
+            f"min {q['latent_cosine_min']:.4f}"
+            f", top-motif agreement {q['top_motif_agreement']:.1%}"
+        )
+    hef = metadata.get("model", {}).get("hef")
+    lines.append(f"hef: {hef or 'not built (no Hailo DFC)'}")
+    timings = metadata.get("timings_s", {})
+    lines.append("timings: " + ", ".join(f"{k} {t:.2f}s" for k, t in timings.items()))
+    return lines
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "model_metadata.json").read_text())

@@ -1,0 +1,81 @@
+"""The versioned bundle folder: ``<out>/<version>/`` with the ONNX, calibration set, optional HEF/HARs and
+``model_metadata.json`` listing every file with sha256 and size (checked by ``app.bundle.verify_bundle``)."""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.bundle import METADATA_FILE, BundleError, file_digest, verify_bundle
+from compile.errors import CompileError
+
+ONNX_FILE = "tcn_encoder.onnx"
+CALIBRATION_FILE = "calibration_set.npy"
+SCHEMA_VERSION = 1
+
+
+def bundle_version(
+    source_sha256: str,
+    normalization: dict[str, Any],
+    reference_windows: np.ndarray,
+    hw_arch: str,
+    exporter_version: str,
+    dfc_version: str | None,
+) -> str:
+    """``tcn-<12 hex>`` over everything that determines the bundle's content. The DFC version is part of it
+    because a bundle built with the DFC holds a .hef that one built without it does not."""
+    identity = {
+        "source": source_sha256,
+        "normalization": {k: normalization[k] for k in ("method", "mean", "std", "channel_order")},
+        "reference_windows": hashlib.sha256(
+            np.ascontiguousarray(reference_windows, np.float32).tobytes()
+        ).hexdigest(),
+        "hw_arch": hw_arch,
+        "exporter": exporter_version,
+        "dfc": dfc_version,
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return f"tcn-{digest[:12]}"
+
+
+def existing_bundle(folder: Path) -> dict[str, Any] | None:
+    """The metadata of an intact bundle already at ``folder``, or None (absent or damaged: rebuild it)."""
+    if not folder.exists():
+        return None
+    try:
+        return verify_bundle(folder)
+    except BundleError:
+        return None
+
+
+@contextmanager
+def staging(out: Path, version: str) -> Iterator[Path]:
+    """Build in a hidden sibling folder and rename it into place, so a bundle folder is either whole or
+    absent."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=out))
+    except OSError as exc:
+        raise CompileError(f"{out}: cannot create the bundle output folder ({exc.strerror})") from None
+    try:
+        yield stage
+        target = out / version
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(stage, target)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_metadata(folder: Path, metadata: dict[str, Any]) -> None:
+    """Fill ``files`` from what is in the folder, then write the metadata file last."""
+    metadata["files"] = {p.name: file_digest(p) for p in sorted(folder.iterdir()) if p.name != METADATA_FILE}
+    (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
