@@ -1,0 +1,77 @@
+"""Per-Pi latency plot for the fleet report: health-check latency and, where benchmark.yml ran, p50/p95/p99.
+
+python scripts/plot_fleet_latency.py reports/latest/fleet_report.json reports/latest/latency.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a control host or in CI
+import matplotlib.pyplot as plt  # after use(): the backend is chosen before pyplot loads
+
+# EdgeInfer's HTTP read timeout: a slower answer is a failure for it (EDGEINFER_CONTRACT.md).
+EDGEINFER_BUDGET_MS = 45.0
+SERIES = (
+    ("health check", lambda entry: entry.get("latency_ms")),
+    ("load p50", lambda entry: _load(entry, "latency_p50_ms")),
+    ("load p95", lambda entry: _load(entry, "latency_p95_ms")),
+    ("load p99", lambda entry: _load(entry, "latency_p99_ms")),
+)
+
+
+def _load(entry: dict[str, Any], key: str) -> float | None:
+    return ((entry.get("benchmark") or {}).get("load") or {}).get(key)
+
+
+def latency_series(report: dict[str, Any]) -> tuple[list[str], dict[str, list[float | None]]]:
+    """Pi names and per series one value per Pi (None: not measured); unmeasured series are dropped."""
+    names = sorted(report["hosts"])
+    series = {label: [pick(report["hosts"][name]) for name in names] for label, pick in SERIES}
+    return names, {label: values for label, values in series.items() if any(v is not None for v in values)}
+
+
+def plot(report: dict[str, Any], out: Path) -> None:
+    names, series = latency_series(report)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(names) + 2), 4.0))
+    width = 0.8 / max(1, len(series))
+    for index, (label, values) in enumerate(series.items()):
+        xs = [pos + index * width for pos in range(len(names))]
+        ax.bar(xs, [value or 0.0 for value in values], width, label=label)
+        for x, value in zip(xs, values, strict=True):
+            if value is None:
+                ax.text(x, 0.5, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.axhline(EDGEINFER_BUDGET_MS, color="red", linestyle="--", linewidth=1, label="EdgeInfer budget 45 ms")
+    ax.set_xticks([pos + width * (len(series) - 1) / 2 for pos in range(len(names))], names)
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"Per-Pi inference latency — run {report.get('run_id', '')}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="fleet_report.json")
+    parser.add_argument("out", type=Path, help="PNG to write")
+    args = parser.parse_args(argv)
+    try:
+        report = json.loads(args.report.read_text())
+        if not isinstance(report.get("hosts"), dict):
+            raise ValueError("no 'hosts' object")
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"plot_fleet_latency: {args.report} is not a readable fleet report: {exc}", file=sys.stderr)
+        return 1
+    plot(report, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The fleet report: per-Pi rows from hostvars, seed targets judged from measurements, markdown rendering."""
+
+from fleet_report import fleet_report, fleet_report_markdown, seed_target_status
+
+HEALTHY = {
+    "health_report": {
+        "healthy": True,
+        "edgeinfer_real_model": True,
+        "release": "tcn-0123456789ab-deadbeef",
+        "model_version": "tcn-0123456789ab",
+        "sha256": "ab" * 32,
+        "backend": "onnxruntime",
+        "golden_window_ok": True,
+        "latency_ms": 3.5,
+    },
+    "fleet_deploy": {"reached": True, "outcome": "deployed", "rolled_back": False},
+    "hailort_accelerator_present": False,
+}
+ROLLED_BACK = {
+    "health_report": {**HEALTHY["health_report"], "release": "tcn-old-00000000"},
+    "fleet_deploy": {
+        "reached": True,
+        "outcome": "rolled_back",
+        "rolled_back": True,
+        "failure": "health gate: /healthz unreachable on 127.0.0.1:8000",
+    },
+    "hailort_accelerator_present": True,
+    "hailort_device_arch": "HAILO8",
+    "hailort_firmware_version": "4.23.0",
+}
+
+
+def test_report_marks_unreached_hosts_unreachable_and_unhealthy():
+    report = fleet_report(
+        {"pi-1": HEALTHY, "pi-2": ROLLED_BACK}, ["pi-3", "pi-1", "pi-2"], {"playbook": "site.yml"}
+    )
+    assert list(report["hosts"]) == ["pi-1", "pi-2", "pi-3"]
+    assert report["hosts"]["pi-3"]["reachable"] is False
+    assert report["hosts"]["pi-3"]["healthy"] is False
+    assert report["hosts"]["pi-3"]["outcome"] == "unreachable"
+    assert report["summary"] == {
+        "hosts": 3,
+        "healthy": 2,
+        "edgeinfer_real_model": 2,
+        "rolled_back": ["pi-2"],
+        "unreachable": ["pi-3"],
+        "unhealthy": ["pi-3"],
+    }
+    assert report["playbook"] == "site.yml"
+
+
+def test_host_row_maps_backend_accelerator_and_rollback():
+    hosts = fleet_report({"pi-1": HEALTHY, "pi-2": ROLLED_BACK}, ["pi-1", "pi-2"])["hosts"]
+    assert hosts["pi-1"]["backend"] == "cpu"
+    assert hosts["pi-1"]["accelerator"] is None
+    assert hosts["pi-2"]["accelerator"] == "HAILO8"
+    assert hosts["pi-2"]["firmware"] == "4.23.0"
+    assert hosts["pi-2"]["rolled_back"] is True
+    assert hosts["pi-2"]["release"] == "tcn-old-00000000"
+    hailo = fleet_report({"pi": {"health_report": {"backend": "hailort"}}}, ["pi"])["hosts"]["pi"]
+    assert hailo["backend"] == "hailo"
+
+
+def test_seed_targets_met_not_met_and_not_measurable_with_reason():
+    status = seed_target_status(
+        {
+            "latency_p95_ms": 12.0,
+            "latency_p99_ms": 46.0,
+            "rss_mb": 512.0,
+            "success_pct": 99.0,
+            "hailo_utilization_pct": {"reason": "no Hailo accelerator on this host"},
+        }
+    )
+    assert status["latency_p95_ms"]["status"] == "met"
+    assert status["latency_p99_ms"]["status"] == "not_met"
+    assert status["rss_mb"]["status"] == "not_met"  # the limit is strict: < 512 MB
+    assert status["success_pct"]["status"] == "met"  # 99%+ includes 99
+    assert status["hailo_utilization_pct"] == {
+        "title": "Hailo utilization > 80% under load",
+        "limit": 80.0,
+        "op": ">",
+        "status": "not_measurable",
+        "value": None,
+        "reason": "no Hailo accelerator on this host",
+    }
+    assert status["soc_temp_c"]["status"] == "not_measurable"
+    assert status["soc_temp_c"]["reason"]
+
+
+def test_a_boolean_is_not_a_measurement():
+    assert seed_target_status({"success_pct": True})["success_pct"]["status"] == "not_measurable"
+
+
+def test_markdown_has_a_row_per_pi_problems_and_targets():
+    benchmarked = {**HEALTHY, "fleet_benchmark": {"measured": {"latency_p95_ms": 4.0}}}
+    report = fleet_report({"pi-1": benchmarked, "pi-2": ROLLED_BACK}, ["pi-1", "pi-2", "pi-3"])
+    text = fleet_report_markdown(report)
+    rows = [line for line in text.splitlines() if line.startswith("| pi-")]
+    assert rows[0].startswith("| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | cpu | none |")
+    assert "| pi-2 | rolled_back |" in rows[1] and rows[1].endswith("| yes |")
+    assert rows[2].startswith("| pi-3 | unreachable | no | no |")
+    assert "- pi-2: health gate: /healthz unreachable on 127.0.0.1:8000" in text
+    assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 |  |" not in text
+    assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 | - |" in text
+    assert "| pi-1 | SoC temperature < 70 °C | not measurable | - | no measurement from this host |" in text
+    assert "rolled back: pi-2, unreachable: pi-3." in text
