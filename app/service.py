@@ -83,6 +83,7 @@ class ModelService:
             untrained_default=str(bool(served.metadata.get("untrained_default"))).lower(),
         ).set(1)
         self._publish_chips()
+        metrics.sample_worker_rss(force=True)  # every ready worker shows up in /metrics, busy or not
         self.state, self.reason = "ready", "ready"
         log.info("ready: %s %s via %s", served.metadata["version"], model_file, backend.name)
 

@@ -1,0 +1,90 @@
+"""Bundles built by the real compile CLI, once per session, and a few doctored copies of them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.bundle import file_digest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+TRAINED_ONNX = SHARED / "models" / "tcn_encoder_for_edgeinfer.onnx"
+
+
+def build_bundle(out: Path, *source: str) -> Path:
+    result = subprocess.run(
+        [sys.executable, "-m", "compile", "build", "--out", str(out), *source],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_bundle(tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not TRAINED_ONNX.is_file():
+        pytest.skip(f"{TRAINED_ONNX} is absent (../shared not available)")
+    return build_bundle(tmp_path_factory.mktemp("trained"), "--source", str(TRAINED_ONNX))
+
+
+def relist(bundle: Path, **model: object) -> None:
+    """Rewrite model_metadata.json's file list (and model keys) after a test changed the folder on purpose."""
+    path = bundle / "model_metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["model"].update(model)
+    metadata["files"] = {p.name: file_digest(p) for p in sorted(bundle.iterdir()) if p.name != path.name}
+    path.write_text(json.dumps(metadata))
+
+
+@pytest.fixture(scope="session")
+def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default bundle plus a "HEF" for the hailo_platform test double (tests/doubles), outputs named like
+    HEF layers rather than the ONNX outputs, and the 12 scores shaped [1, 12], as a compiled HEF may."""
+    bundle = tmp_path_factory.mktemp("hailo") / default_bundle.name
+    shutil.copytree(default_bundle, bundle)
+    spec = {
+        "test_double_hef": True,
+        "onnx": "tcn_encoder.onnx",
+        "input_shape": [1, 100, 9],
+        "outputs": {
+            "tcn_encoder/fc1": {"source": "latent_embeddings", "shape": [64]},
+            "tcn_encoder/softmax1": {"source": "motif_scores", "shape": [1, 12]},
+        },
+    }
+    (bundle / "tcn_encoder.hef").write_text(json.dumps(spec))
+    relist(bundle, hef="tcn_encoder.hef")
+    return bundle
+
+
+@pytest.fixture
+def tampered_bundle(default_bundle: Path, tmp_path: Path) -> Path:
+    """Same size, one byte changed in the model: only the sha256 can tell."""
+    bundle = tmp_path / default_bundle.name
+    shutil.copytree(default_bundle, bundle)
+    model = bundle / "tcn_encoder.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, dict]:
+    folder = SHARED / "samples"
+    if not folder.is_dir():
+        pytest.skip("../shared/samples is absent")
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
