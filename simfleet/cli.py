@@ -3,6 +3,8 @@
 import argparse
 import time
 
+import docker.errors
+
 from simfleet import engine, fleet, images
 
 
@@ -72,6 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pis must be at least 1")
     try:
         return int(args.func(args))
-    except (engine.EngineError, fleet.FleetError, RuntimeError) as exc:
+    except (engine.EngineError, fleet.FleetError, RuntimeError, docker.errors.DockerException) as exc:
         print(f"simfleet: error: {exc}")
         return 1

@@ -8,11 +8,11 @@ container's overlay root), and a fixed address so the inventory stays right acro
 import contextlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -20,11 +20,10 @@ from docker.models.containers import Container
 
 from simfleet import inventory
 from simfleet.images import PI_IMAGE, ROLE_LABEL
+from simfleet.paths import inventory_file
 from simfleet.sshkey import ensure_ssh_key
 
-NETWORK = "hp-fleet"
-PI_PREFIX = "hp-pi-"
-FLEET_LABELS = {ROLE_LABEL: "fleet"}
+FLEET_LABEL = "io.hailo-pipeline.simfleet.fleet"
 READY_TIMEOUT_S = 180.0
 POLL_S = 0.3
 EDGEINFER_HEALTHZ = "http://127.0.0.1:8080/healthz"
@@ -38,64 +37,74 @@ class FleetError(RuntimeError):
     """The fleet could not be brought into the requested state."""
 
 
-def subnet() -> ipaddress.IPv4Network:
+@dataclass(frozen=True)
+class FleetSpec:
+    """Names and addresses of one fleet: the default is the demo fleet; tests use their own prefix/subnet."""
+
+    prefix: str = "hp"
     # Away from docker's default pools (172.17-31/16, 192.168/16) so the Pis' own docker never collides.
-    return ipaddress.IPv4Network(os.environ.get("SIMFLEET_SUBNET", "10.213.7.0/24"))
+    subnet: str = "10.213.7.0/24"
+    inventory_path: Path = field(default_factory=inventory_file)
+
+    @property
+    def network(self) -> str:
+        return f"{self.prefix}-fleet"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {ROLE_LABEL: "fleet", FLEET_LABEL: self.prefix}
+
+    def pi_name(self, index: int) -> str:
+        return f"{self.prefix}-pi-{index}"
+
+    def pi_index(self, name: str) -> int:
+        match = re.fullmatch(rf"(?:{re.escape(self.prefix)}-pi-)?(\d+)", name)
+        if not match or int(match.group(1)) < 1:
+            raise FleetError(f"{name!r} is not a simulated Pi name ({self.prefix}-pi-N or N)")
+        return int(match.group(1))
+
+    def address(self, name: str) -> str:
+        net = ipaddress.IPv4Network(self.subnet)
+        offset = 10 + self.pi_index(name)
+        if offset >= net.num_addresses - 1:
+            raise FleetError(f"subnet {net} has no room for {name}")
+        return str(net.network_address + offset)
+
+    def volume(self, name: str) -> str:
+        return f"{name}-docker"
 
 
-def pi_name(index: int) -> str:
-    return f"{PI_PREFIX}{index}"
-
-
-def pi_index(name: str) -> int:
-    match = re.fullmatch(rf"(?:{PI_PREFIX})?(\d+)", name)
-    if not match or int(match.group(1)) < 1:
-        raise FleetError(f"{name!r} is not a simulated Pi name (hp-pi-N or N)")
-    return int(match.group(1))
-
-
-def pi_address(index: int) -> str:
-    net = subnet()
-    if index + 10 >= net.num_addresses - 1:
-        raise FleetError(f"subnet {net} has no room for {pi_name(index)}")
-    return str(net.network_address + 10 + index)
-
-
-def _fleet_containers(client: docker.DockerClient) -> dict[str, Container]:
+def _fleet_containers(client: docker.DockerClient, spec: FleetSpec) -> dict[str, Container]:
     found = client.containers.list(all=True, filters={"label": f"{ROLE_LABEL}=fleet"})
-    return {c.name: c for c in found if re.fullmatch(rf"{PI_PREFIX}\d+", c.name or "")}
+    pattern = rf"{re.escape(spec.prefix)}-pi-\d+"
+    return {c.name: c for c in found if c.name and re.fullmatch(pattern, c.name)}
 
 
-def _ensure_network(client: docker.DockerClient) -> None:
-    if client.networks.list(names=[NETWORK], filters={"name": f"^{NETWORK}$"}):
+def _ensure_network(client: docker.DockerClient, spec: FleetSpec) -> None:
+    if any(net.name == spec.network for net in client.networks.list(names=[spec.network])):
         return
-    net = subnet()
+    net = ipaddress.IPv4Network(spec.subnet)
     ipam = docker.types.IPAMConfig(
         pool_configs=[docker.types.IPAMPool(subnet=str(net), gateway=str(net.network_address + 1))]
     )
     # internal: no route off this machine, like a lab without internet; the host still reaches the Pis.
-    client.networks.create(NETWORK, driver="bridge", internal=True, ipam=ipam, labels=FLEET_LABELS)
+    client.networks.create(spec.network, driver="bridge", internal=True, ipam=ipam, labels=spec.labels)
 
 
-def _volume_name(name: str) -> str:
-    return f"{name}-docker"
-
-
-def _create_pi(client: docker.DockerClient, index: int) -> Container:
-    name = pi_name(index)
-    volume = _volume_name(name)
+def _create_pi(client: docker.DockerClient, spec: FleetSpec, name: str) -> Container:
+    volume = spec.volume(name)
     try:
         client.volumes.get(volume)  # kept from an earlier container of this Pi: its docker state is this Pi's
     except docker.errors.NotFound:
-        client.volumes.create(volume, labels=FLEET_LABELS)
+        client.volumes.create(volume, labels=spec.labels)
     return client.containers.run(
         PI_IMAGE,
         name=name,
         hostname=name,
         detach=True,
-        labels=FLEET_LABELS,
-        network=NETWORK,
-        networking_config={NETWORK: client.api.create_endpoint_config(ipv4_address=pi_address(index))},
+        labels=spec.labels,
+        network=spec.network,
+        networking_config={spec.network: client.api.create_endpoint_config(ipv4_address=spec.address(name))},
         cgroupns="host",
         volumes={
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
@@ -108,9 +117,9 @@ def _create_pi(client: docker.DockerClient, index: int) -> Container:
     )
 
 
-def _ssh_answers(ip: str) -> bool:
+def ssh_answers(address: str) -> bool:
     try:
-        with socket.create_connection((ip, 22), timeout=1.0) as sock:
+        with socket.create_connection((address, 22), timeout=1.0) as sock:
             sock.settimeout(1.0)
             return sock.recv(4).startswith(b"SSH-")
     except OSError:
@@ -130,7 +139,9 @@ def _edgeinfer_answers(container: Container) -> bool:
         return False
 
 
-def _wait_ready(client: docker.DockerClient, names: list[str], started: float) -> dict[str, float]:
+def _wait_ready(
+    client: docker.DockerClient, spec: FleetSpec, names: list[str], started: float
+) -> dict[str, float]:
     """Wait until every Pi has sshd and EdgeInfer answering; return seconds from `started` per Pi."""
     pending = set(names)
     ready_after: dict[str, float] = {}
@@ -140,86 +151,91 @@ def _wait_ready(client: docker.DockerClient, names: list[str], started: float) -
             container = client.containers.get(name)
             if container.status != "running":
                 raise FleetError(f"{name} is {container.status}; `docker logs {name}` shows why")
-            if _ssh_answers(pi_address(pi_index(name))) and _edgeinfer_answers(container):
+            if ssh_answers(spec.address(name)) and _edgeinfer_answers(container):
                 ready_after[name] = time.monotonic() - started
                 pending.discard(name)
         if pending and time.monotonic() > deadline:
             raise FleetError(
                 f"not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(sorted(pending))} "
-                "(check `docker exec NAME systemctl --failed`)"
+                "(see `docker exec NAME systemctl --failed`)"
             )
         if pending:
             time.sleep(POLL_S)
     return ready_after
 
 
-def up(client: docker.DockerClient, count: int) -> str:
+def up(client: docker.DockerClient, count: int, spec: FleetSpec | None = None) -> str:
     """Bring the fleet to exactly `count` ready Pis; write and return the inventory."""
+    spec = spec or FleetSpec()
     key_path = ensure_ssh_key()
-    _ensure_network(client)
+    _ensure_network(client, spec)
     image_id = client.images.get(PI_IMAGE).id
-    existing = _fleet_containers(client)
-    wanted = [pi_name(i) for i in range(1, count + 1)]
+    existing = _fleet_containers(client, spec)
+    wanted = [spec.pi_name(i) for i in range(1, count + 1)]
     for name, container in existing.items():
         if name not in wanted:
-            _remove_pi(client, container)
+            _remove_pi(client, spec, container)
     started = time.monotonic()
-    for index, name in enumerate(wanted, start=1):
+    for name in wanted:
         container = existing.get(name)
-        if container is not None and container.image is not None and container.image.id != image_id:
+        if container is not None and container.attrs["Image"] != image_id:
             print(f"simfleet: {name} runs an older {PI_IMAGE}; recreating it", flush=True)
             container.remove(force=True)
             container = None
         if container is None:
-            _create_pi(client, index)
+            _create_pi(client, spec, name)
         elif container.status != "running":
             container.start()
-    for name, seconds in sorted(_wait_ready(client, wanted, started).items(), key=lambda kv: pi_index(kv[0])):
+    for name, seconds in sorted(_wait_ready(client, spec, wanted, started).items(), key=lambda kv: kv[1]):
         print(f"simfleet: {name} ready after {seconds:.1f} s", flush=True)
-    return inventory.write({name: pi_address(pi_index(name)) for name in wanted}, key_path)
+    return inventory.write({name: spec.address(name) for name in wanted}, key_path, spec.inventory_path)
 
 
-def _remove_pi(client: docker.DockerClient, container: Container) -> None:
+def _remove_pi(client: docker.DockerClient, spec: FleetSpec, container: Container) -> None:
     name = container.name or ""
     container.remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.volumes.get(_volume_name(name)).remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):  # never created, or removed by hand
+        client.volumes.get(spec.volume(name)).remove(force=True)
 
 
-def down(client: docker.DockerClient) -> None:
-    """Remove every fleet Pi, its docker volume, and the fleet network (nothing else)."""
-    for container in _fleet_containers(client).values():
-        _remove_pi(client, container)
-    for volume in client.volumes.list(filters={"label": f"{ROLE_LABEL}=fleet"}):
+def down(client: docker.DockerClient, spec: FleetSpec | None = None) -> None:
+    """Remove this fleet's Pis, their docker volumes, its network and inventory (nothing else)."""
+    spec = spec or FleetSpec()
+    for container in _fleet_containers(client, spec).values():
+        _remove_pi(client, spec, container)
+    for volume in client.volumes.list(filters={"label": f"{FLEET_LABEL}={spec.prefix}"}):
         volume.remove(force=True)
-    for network in client.networks.list(names=[NETWORK], filters={"label": f"{ROLE_LABEL}=fleet"}):
-        if network.name == NETWORK:
+    for network in client.networks.list(
+        names=[spec.network], filters={"label": f"{FLEET_LABEL}={spec.prefix}"}
+    ):
+        if network.name == spec.network:
             network.remove()
-    inventory.remove()
-    print("simfleet: fleet removed")
+    spec.inventory_path.unlink(missing_ok=True)
+    print(f"simfleet: fleet {spec.prefix} removed")
 
 
-def _get_pi(client: docker.DockerClient, name: str) -> Container:
-    full = pi_name(pi_index(name))
-    container = _fleet_containers(client).get(full)
+def _get_pi(client: docker.DockerClient, spec: FleetSpec, name: str) -> Container:
+    full = spec.pi_name(spec.pi_index(name))
+    container = _fleet_containers(client, spec).get(full)
     if container is None:
         raise FleetError(f"{full} does not exist (python -m simfleet up)")
     return container
 
 
-def stop(client: docker.DockerClient, name: str) -> None:
+def stop(client: docker.DockerClient, name: str, spec: FleetSpec | None = None) -> None:
     """Power a Pi off: its address stops answering, as an unplugged Pi would."""
-    container = _get_pi(client, name)
+    container = _get_pi(client, spec or FleetSpec(), name)
     container.stop(timeout=10)
     print(f"simfleet: {container.name} stopped")
 
 
-def start(client: docker.DockerClient, name: str) -> None:
-    container = _get_pi(client, name)
+def start(client: docker.DockerClient, name: str, spec: FleetSpec | None = None) -> None:
+    spec = spec or FleetSpec()
+    container = _get_pi(client, spec, name)
     started = time.monotonic()
     container.start()
-    seconds = _wait_ready(client, [container.name or ""], started)[container.name or ""]
-    print(f"simfleet: {container.name} ready after {seconds:.1f} s")
+    full = container.name or ""
+    print(f"simfleet: {full} ready after {_wait_ready(client, spec, [full], started)[full]:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -235,17 +251,19 @@ class PiStatus:
         return self.state == "running" and self.ssh and self.edgeinfer
 
 
-def status(client: docker.DockerClient) -> list[PiStatus]:
+def status(client: docker.DockerClient, spec: FleetSpec | None = None) -> list[PiStatus]:
+    spec = spec or FleetSpec()
     rows = []
-    for name, container in sorted(_fleet_containers(client).items(), key=lambda kv: pi_index(kv[0])):
-        address = pi_address(pi_index(name))
+    for name, container in sorted(
+        _fleet_containers(client, spec).items(), key=lambda kv: spec.pi_index(kv[0])
+    ):
         running = container.status == "running"
         rows.append(
             PiStatus(
                 name=name,
                 state=container.status,
-                address=address,
-                ssh=running and _ssh_answers(address),
+                address=spec.address(name),
+                ssh=running and ssh_answers(spec.address(name)),
                 edgeinfer=running and _edgeinfer_answers(container),
             )
         )
@@ -257,6 +275,6 @@ def format_status(rows: list[PiStatus]) -> str:
         return "no simulated Pis (python -m simfleet up)"
     lines = [f"{'name':<10} {'state':<9} {'address':<15} {'ssh':<4} edgeinfer"]
     for row in rows:
-        ssh, ei = ("yes" if row.ssh else "no"), ("yes" if row.edgeinfer else "no")
-        lines.append(f"{row.name:<10} {row.state:<9} {row.address:<15} {ssh:<4} {ei}")
+        ssh, edgeinfer = ("yes" if row.ssh else "no"), ("yes" if row.edgeinfer else "no")
+        lines.append(f"{row.name:<10} {row.state:<9} {row.address:<15} {ssh:<4} {edgeinfer}")
     return "\n".join(lines)
