@@ -57,32 +57,98 @@ def seed_target_status(measured: Mapping[str, Any]) -> dict[str, dict[str, Any]]
     return status
 
 
+def benchmark_measurements(
+    load: Mapping[str, Any] | None,
+    hailortcli_run: Mapping[str, Any] | None,
+    hailortcli_benchmark: Mapping[str, Any] | None,
+    accelerator_present: bool,
+    hailortcli_error: str | None = None,
+) -> dict[str, Any]:
+    """The figures the seed targets are judged on, each a number or {"reason": why it was not measured}.
+
+    `load` is the on-Pi load run's JSON (playbooks/files/load_run.py); the hailortcli dicts come from the
+    hailortcli filters: None when it did not run (no accelerator) or failed (`hailortcli_error`).
+    """
+    measured: dict[str, Any] = {}
+    no_load = {"reason": "the on-Pi load run did not complete"}
+    if load:
+        measured["latency_p95_ms"] = load.get("latency_p95_ms") or {"reason": "no successful request"}
+        measured["latency_p99_ms"] = load.get("latency_p99_ms") or {"reason": "no successful request"}
+        measured["success_pct"] = load.get("success_pct")
+        after = load.get("after") or {}
+        measured["rss_mb"] = after.get("rss_mb") or {"reason": "the app service's MainPID was not found"}
+        measured["soc_temp_c"] = after.get("soc_temp_c") or {
+            "reason": "no thermal zone under /sys/class/thermal on this host"
+        }
+    else:
+        for key in ("latency_p95_ms", "latency_p99_ms", "success_pct", "rss_mb", "soc_temp_c"):
+            measured[key] = no_load
+    if not accelerator_present:
+        chip = {"reason": "no Hailo accelerator on this host"}
+        measured["hailo_utilization_pct"] = chip
+        measured["power_added_w"] = {"reason": "no Hailo accelerator (its power sensor is the only one read)"}
+        return measured
+    if hailortcli_error:
+        failed = {"reason": f"hailortcli failed: {hailortcli_error}"}
+        measured["hailo_utilization_pct"] = failed
+        measured["power_added_w"] = failed
+        return measured
+    fps_hw = (hailortcli_benchmark or {}).get("fps_hw_only")
+    rate = (load or {}).get("rate_per_s")
+    if fps_hw and rate:
+        # Share of the chip's hardware-only throughput that the app's load run used.
+        measured["hailo_utilization_pct"] = 100.0 * rate / fps_hw
+    else:
+        measured["hailo_utilization_pct"] = {
+            "reason": "needs both hailortcli benchmark FPS and the load-run rate"
+        }
+    power = (hailortcli_run or {}).get("power_avg_w") or (hailortcli_benchmark or {}).get("power_avg_w")
+    measured["power_added_w"] = power or {"reason": "the board has no power sensor hailortcli can read"}
+    return measured
+
+
+def _p50(latency: Any) -> float | None:
+    # The health role reports latency as {"p50": ms, "max": ms}; older facts may carry a bare number.
+    if isinstance(latency, Mapping):
+        latency = latency.get("p50")
+    return float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
+
+
 def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
     """One Pi's row of the report from its hostvars."""
     health = host_vars.get("health_report") or {}
     deploy = host_vars.get("fleet_deploy") or {}
     benchmark = host_vars.get("fleet_benchmark") or {}
-    reached = bool(health) or bool(deploy.get("reached"))
+    checks = health.get("checks") or {}
+    details = health.get("details") or {}
+    # A play that lost the Pi (unreachable) never got to record an outcome after "in_progress".
+    lost = deploy.get("outcome") == "in_progress"
+    reached = (bool(health) or bool(deploy.get("reached"))) and not lost
     accelerator_present = host_vars.get("hailort_accelerator_present")
     entry: dict[str, Any] = {
         "reachable": reached,
-        "healthy": bool(health.get("healthy", False)),
-        "edgeinfer_real_model": bool(health.get("edgeinfer_real_model", False)),
-        "edgeinfer_stub_mode": health.get("edgeinfer_stub_mode"),
-        "release": health.get("release"),
+        "healthy": bool(health.get("healthy", False)) and not lost,
+        "edgeinfer_real_model": bool(health.get("edgeinfer_real_model", False)) and not lost,
+        "release": host_vars.get("inference_app_release") or None,
+        "previous_release": host_vars.get("inference_app_previous_release") or None,
         "model_version": health.get("model_version"),
+        "untrained_default": health.get("untrained_default"),
         "sha256": health.get("sha256"),
         "backend": _backend_kind(health.get("backend")),
         "app_backend": health.get("backend"),
-        "accelerator": host_vars.get("hailort_device_arch") if accelerator_present else None,
+        "accelerator": host_vars.get("hailort_device_architecture") if accelerator_present else None,
         "accelerator_present": accelerator_present,
+        "accelerator_reason": host_vars.get("hailort_accelerator_reason") or None,
         "firmware": host_vars.get("hailort_firmware_version"),
-        "golden_window_ok": health.get("golden_window_ok"),
-        "latency_ms": health.get("latency_ms"),
+        "golden_window_ok": checks.get("golden_app"),
+        "latency_ms": _p50(health.get("latency_ms")),
+        "edgeinfer_latency_ms": _p50(health.get("edgeinfer_latency_ms")),
         "rolled_back": bool(deploy.get("rolled_back", False)),
-        "outcome": deploy.get("outcome") or ("checked" if reached else "unreachable"),
+        "outcome": "unreachable"
+        if lost
+        else deploy.get("outcome") or ("checked" if reached else "unreachable"),
         "failure": deploy.get("failure"),
-        "problems": list(health.get("problems") or []),
+        "problems": [f"{name}: {details.get(name, 'failed')}" for name, ok in checks.items() if not ok],
     }
     if benchmark:
         entry["benchmark"] = dict(benchmark)
@@ -179,11 +245,12 @@ def fleet_report_markdown(report: Mapping[str, Any]) -> str:
 
 
 class FilterModule:
-    """Ansible entry point: `fleet_report`, `fleet_report_markdown`, `seed_target_status`."""
+    """Ansible entry point for the report filters."""
 
     def filters(self) -> dict[str, Any]:
         return {
             "fleet_report": fleet_report,
             "fleet_report_markdown": fleet_report_markdown,
             "seed_target_status": seed_target_status,
+            "benchmark_measurements": benchmark_measurements,
         }

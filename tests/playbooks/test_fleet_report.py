@@ -1,23 +1,26 @@
 """The fleet report: per-Pi rows from hostvars, seed targets judged from measurements, markdown rendering."""
 
-from fleet_report import fleet_report, fleet_report_markdown, seed_target_status
+from fleet_report import benchmark_measurements, fleet_report, fleet_report_markdown, seed_target_status
 
+# Facts as the roles set them: health_report (health role), inference_app_release (inference_app role).
 HEALTHY = {
     "health_report": {
         "healthy": True,
+        "checks": {"app_healthz": True, "golden_app": True, "golden_edgeinfer": True},
+        "details": {},
         "edgeinfer_real_model": True,
-        "release": "tcn-0123456789ab-deadbeef",
         "model_version": "tcn-0123456789ab",
         "sha256": "ab" * 32,
         "backend": "onnxruntime",
-        "golden_window_ok": True,
-        "latency_ms": 3.5,
+        "latency_ms": {"p50": 3.5, "max": 9.0},
     },
+    "inference_app_release": "tcn-0123456789ab-deadbeef",
     "fleet_deploy": {"reached": True, "outcome": "deployed", "rolled_back": False},
     "hailort_accelerator_present": False,
 }
 ROLLED_BACK = {
-    "health_report": {**HEALTHY["health_report"], "release": "tcn-old-00000000"},
+    "health_report": HEALTHY["health_report"],
+    "inference_app_release": "tcn-old-00000000",
     "fleet_deploy": {
         "reached": True,
         "outcome": "rolled_back",
@@ -25,7 +28,7 @@ ROLLED_BACK = {
         "failure": "health gate: /healthz unreachable on 127.0.0.1:8000",
     },
     "hailort_accelerator_present": True,
-    "hailort_device_arch": "HAILO8",
+    "hailort_device_architecture": "HAILO8",
     "hailort_firmware_version": "4.23.0",
 }
 
@@ -57,6 +60,8 @@ def test_host_row_maps_backend_accelerator_and_rollback():
     assert hosts["pi-2"]["firmware"] == "4.23.0"
     assert hosts["pi-2"]["rolled_back"] is True
     assert hosts["pi-2"]["release"] == "tcn-old-00000000"
+    assert hosts["pi-1"]["latency_ms"] == 3.5
+    assert hosts["pi-1"]["golden_window_ok"] is True
     hailo = fleet_report({"pi": {"health_report": {"backend": "hailort"}}}, ["pi"])["hosts"]["pi"]
     assert hailo["backend"] == "hailo"
 
@@ -100,7 +105,71 @@ def test_markdown_has_a_row_per_pi_problems_and_targets():
     assert "| pi-2 | rolled_back |" in rows[1] and rows[1].endswith("| yes |")
     assert rows[2].startswith("| pi-3 | unreachable | no | no |")
     assert "- pi-2: health gate: /healthz unreachable on 127.0.0.1:8000" in text
+    assert (
+        "| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | cpu | none | - | yes | 3.50 | no |"
+        in text
+    )
     assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 |  |" not in text
     assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 | - |" in text
     assert "| pi-1 | SoC temperature < 70 °C | not measurable | - | no measurement from this host |" in text
     assert "rolled back: pi-2, unreachable: pi-3." in text
+
+
+LOAD = {
+    "latency_p95_ms": 8.0,
+    "latency_p99_ms": 12.0,
+    "success_pct": 100.0,
+    "rate_per_s": 400.0,
+    "after": {"rss_mb": 300.0, "soc_temp_c": None},
+}
+
+
+def test_measurements_without_accelerator_say_why_chip_figures_are_missing():
+    measured = benchmark_measurements(LOAD, None, None, accelerator_present=False)
+    assert measured["latency_p95_ms"] == 8.0
+    assert measured["rss_mb"] == 300.0
+    assert measured["soc_temp_c"] == {"reason": "no thermal zone under /sys/class/thermal on this host"}
+    assert measured["hailo_utilization_pct"] == {"reason": "no Hailo accelerator on this host"}
+    status = seed_target_status(measured)
+    assert status["power_added_w"]["status"] == "not_measurable"
+    assert status["success_pct"]["status"] == "met"
+
+
+def test_measurements_with_accelerator_derive_utilization_and_read_power():
+    measured = benchmark_measurements(
+        LOAD, {"power_avg_w": 1.3}, {"fps_hw_only": 2000.0}, accelerator_present=True
+    )
+    assert measured["hailo_utilization_pct"] == 20.0
+    assert measured["power_added_w"] == 1.3
+    assert seed_target_status(measured)["hailo_utilization_pct"]["status"] == "not_met"
+
+
+def test_failed_hailortcli_and_missing_load_run_are_not_measurable_with_reasons():
+    measured = benchmark_measurements(None, None, None, accelerator_present=True, hailortcli_error="busy")
+    assert measured["power_added_w"] == {"reason": "hailortcli failed: busy"}
+    assert measured["latency_p95_ms"] == {"reason": "the on-Pi load run did not complete"}
+    assert all(entry["status"] == "not_measurable" for entry in seed_target_status(measured).values())
+
+
+def test_failed_health_checks_become_problems_with_their_details():
+    unhealthy = {
+        "health_report": {
+            "healthy": False,
+            "checks": {"app_healthz": True, "golden_app": True, "golden_edgeinfer": False},
+            "details": {"golden_edgeinfer": "EdgeInfer latent differs from the app's (stub output?)"},
+            "edgeinfer_real_model": False,
+        }
+    }
+    entry = fleet_report({"pi-1": unhealthy}, ["pi-1"])["hosts"]["pi-1"]
+    assert entry["problems"] == ["golden_edgeinfer: EdgeInfer latent differs from the app's (stub output?)"]
+    assert entry["healthy"] is False
+    assert entry["outcome"] == "checked"
+
+
+def test_a_pi_lost_mid_deploy_is_unreachable_even_with_earlier_health_facts():
+    lost = {**HEALTHY, "fleet_deploy": {"reached": True, "outcome": "in_progress", "rolled_back": False}}
+    entry = fleet_report({"pi-1": lost}, ["pi-1"])["hosts"]["pi-1"]
+    assert entry["outcome"] == "unreachable"
+    assert entry["reachable"] is False
+    assert entry["healthy"] is False
+    assert fleet_report({"pi-1": lost}, ["pi-1"])["summary"]["unreachable"] == ["pi-1"]
