@@ -152,3 +152,14 @@ class AppServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for_state(server: AppServer, state: str, timeout: float = 20.0) -> dict:
+    """Poll /healthz until a worker reports the given not-ready state (warming_up, failed, ...)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = server.request("GET", "/healthz")
+        if answer.status == 503 and answer.json()["state"] == state:
+            return answer.json()
+        time.sleep(0.01)
+    raise TimeoutError(f"/healthz never reported {state}:\n{server.log()}")

@@ -1,0 +1,123 @@
+"""/metrics after real traffic through two gunicorn workers (prometheus_client multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from app_server import AppServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import resources
+from app.config import AppConfig
+from app.factory import create_app
+
+GOOD = 120
+BAD = 7
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return sum(
+        v for n, ls, v in samples(text) if n == name and all(ls.get(k) == w for k, w in labels.items())
+    )
+
+
+@pytest.fixture(scope="module")
+def busy_server(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    server = AppServer(default_bundle, tmp_path_factory.mktemp("metrics"), workers=2).start()
+    try:
+        server.wait_ready()
+        window = {"x": [[float(c) for c in range(9)]] * 100}
+        with ThreadPoolExecutor(8) as pool:
+            good = list(pool.map(lambda _: server.post_json(window, content_types=2).status, range(GOOD)))
+            bad = list(pool.map(lambda _: server.post_json({"x": [[0.0] * 9] * 99}).status, range(BAD)))
+        assert good == [200] * GOOD and bad == [400] * BAD
+        yield server
+    finally:
+        server.stop()
+
+
+def test_requests_errors_and_latency_are_summed_over_workers(busy_server: AppServer) -> None:
+    text = busy_server.metrics()
+    assert value(text, "hailo_pipeline_http_requests_total", endpoint="/infer", status="200") == GOOD
+    assert value(text, "hailo_pipeline_http_requests_total", endpoint="/infer", status="400") == BAD
+    assert value(text, "hailo_pipeline_errors_total", kind="wrong_row_count") == BAD
+    assert value(text, "hailo_pipeline_inferences_total", outcome="success") == GOOD
+    assert value(text, "hailo_pipeline_inference_success_ratio") == 1.0
+    # Model-only time: one observation per answered inference (warm-up runs are not requests).
+    assert value(text, "hailo_pipeline_model_inference_duration_seconds_count", backend="onnxruntime") == GOOD
+    assert value(text, "hailo_pipeline_http_request_duration_seconds_count", endpoint="/infer") == GOOD + BAD
+    buckets = {
+        float(ls["le"])
+        for n, ls, _ in samples(text)
+        if n == "hailo_pipeline_model_inference_duration_seconds_bucket"
+    }
+    assert {0.0001, 0.00025, 0.0005, 0.00075} <= buckets  # sub-millisecond resolution
+
+
+def test_every_worker_reports_model_and_memory(busy_server: AppServer) -> None:
+    text = busy_server.metrics()
+    rss = {ls["pid"]: v for n, ls, v in samples(text) if n == "hailo_pipeline_worker_resident_memory_bytes"}
+    assert len(rss) == 2 and all(20e6 < v < 1e9 for v in rss.values()), rss
+    info = [(ls, v) for n, ls, v in samples(text) if n == "hailo_pipeline_model_info"]
+    assert len(info) == 1 and info[0][1] == 2  # both workers serve the same model
+    assert info[0][0]["backend"] == "onnxruntime" and re.fullmatch(r"[0-9a-f]{64}", info[0][0]["sha256"])
+
+
+def test_absent_sources_are_absent_not_zero(busy_server: AppServer) -> None:
+    """This host has no thermal zones and no Hailo chip: no series at all, and the reason logged once."""
+    for _ in range(4):
+        text = busy_server.metrics()
+    names = {n for n, _, _ in samples(text)}
+    if not list(Path("/sys/class/thermal").glob("thermal_zone*")):
+        assert "hailo_pipeline_soc_temperature_celsius" not in names
+        assert 1 <= busy_server.log().count("SoC temperature not exported") <= busy_server.workers
+    assert "hailo_pipeline_hailo_chip_temperature_celsius" not in names
+
+
+def test_dead_worker_leaves_live_gauges_but_not_counters(busy_server: AppServer) -> None:
+    before = busy_server.metrics()
+    pids = {ls["pid"] for n, ls, _ in samples(before) if n == "hailo_pipeline_worker_resident_memory_bytes"}
+    victim = sorted(pids)[0]
+    os.kill(int(victim), signal.SIGKILL)
+    time.sleep(0.5)
+    busy_server.wait_ready()  # gunicorn replaces it; the new worker loads and warms up
+    after = busy_server.metrics()
+    live = {ls["pid"] for n, ls, _ in samples(after) if n == "hailo_pipeline_worker_resident_memory_bytes"}
+    assert victim not in live and len(live) == 2
+    assert value(after, "hailo_pipeline_http_requests_total", endpoint="/infer", status="200") == GOOD
+
+
+def test_soc_temperature_read_from_thermal_zones(default_bundle: Path, tmp_path: Path) -> None:
+    zone = tmp_path / "thermal_zone0"
+    zone.mkdir()
+    (zone / "temp").write_text("48312\n")
+    (zone / "type").write_text("cpu-thermal\n")
+    broken = tmp_path / "thermal_zone1"
+    broken.mkdir()
+    (broken / "type").write_text("no-temp-file\n")
+    app = create_app(AppConfig(bundle_dir=default_bundle, thermal_root=tmp_path))
+    assert app.extensions["hailo_pipeline"].wait(30)
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert (
+        value(text, "hailo_pipeline_soc_temperature_celsius", zone="thermal_zone0", type="cpu-thermal")
+        == 48.312
+    )
+    assert "no-temp-file" not in text
+
+
+def test_rss_absent_without_proc(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert resources.worker_rss_bytes(tmp_path / "statm") is None
+    assert resources.worker_rss_bytes(tmp_path / "statm") is None
+    assert caplog.text.count("worker RSS not exported") == 1
+    assert resources.worker_rss_bytes() > 1_000_000  # this process, from the real /proc/self/statm
