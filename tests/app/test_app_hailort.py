@@ -1,5 +1,5 @@
 """The HailoRT backend against the hailo_platform TEST DOUBLE (tests/doubles/hailo_platform, not Hailo
-software): after-fork ownership, configured-model reuse, timeouts, thread safety, auto choice, chip metrics."""
+software): after-fork ownership, configured-model reuse, timeouts, thread safety, auto choice, chip data."""
 
 from __future__ import annotations
 
