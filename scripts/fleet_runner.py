@@ -1,0 +1,99 @@
+"""Run this repository's playbooks through ansible-runner and read results from its event stream and stats.
+
+Shared by scripts/validate_deployment.py, scripts/benchmark_fleet.py and the end-to-end fleet tests,
+so none of them parses ansible-playbook's text output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_INVENTORY = REPO / "inventory" / "local"
+
+
+@dataclass
+class PlaybookRun:
+    """Outcome of one ansible-playbook run: exit code, per-host stats and every event."""
+
+    playbook: str
+    rc: int
+    status: str
+    wall_s: float
+    stats: dict[str, dict[str, int]]
+    events: list[dict[str, Any]] = field(repr=False)
+
+    def count(self, stat: str, host: str) -> int:
+        """A PLAY RECAP column (ok, changed, failures, dark, rescued, skipped...) for one host."""
+        return int((self.stats.get(stat) or {}).get(host, 0))
+
+    def hosts_with(self, stat: str) -> set[str]:
+        return {host for host, value in (self.stats.get(stat) or {}).items() if value}
+
+    def facts(self, name: str) -> dict[str, Any]:
+        """The last value each host got for fact `name` from set_fact (or any module returning it)."""
+        found: dict[str, Any] = {}
+        for event in self.events:
+            if event.get("event") != "runner_on_ok":
+                continue
+            data = event.get("event_data") or {}
+            facts = (data.get("res") or {}).get("ansible_facts") or {}
+            if name in facts:
+                found[data.get("host", "?")] = facts[name]
+        return found
+
+
+def run_playbook(
+    playbook: str,
+    *,
+    inventory: Path | str = DEFAULT_INVENTORY,
+    extravars: Mapping[str, Any] | None = None,
+    limit: str | None = None,
+    tags: str | None = None,
+    cancel_when: Callable[[], bool] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> PlaybookRun:
+    """Run `playbook` (relative to the repository root) with the repository's ansible.cfg.
+
+    `cancel_when` is polled while the run is going; when it returns True ansible-runner kills the
+    ansible-playbook process group (SIGKILL), as an operator's kill -9 or a dropped control host would.
+    """
+    events: list[dict[str, Any]] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        events.append(event)
+        if on_event:
+            on_event(event)
+        return True
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="hp-runner-") as private:
+        runner = ansible_runner.run(
+            private_data_dir=private,
+            project_dir=str(REPO),
+            playbook=playbook,
+            inventory=str(Path(inventory).resolve()),
+            extravars=dict(extravars or {}),
+            limit=limit,
+            tags=tags,
+            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"},
+            event_handler=handle,
+            cancel_callback=cancel_when,
+            quiet=not os.environ.get("FLEET_RUNNER_VERBOSE"),
+        )
+    return PlaybookRun(
+        playbook=playbook,
+        rc=int(runner.rc),
+        status=str(runner.status),
+        wall_s=time.monotonic() - started,
+        stats=dict(runner.stats or {}),
+        events=events,
+    )
