@@ -6,6 +6,7 @@ container's overlay root), and a fixed address so the inventory stays right acro
 """
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import re
@@ -24,13 +25,22 @@ from simfleet.paths import inventory_file
 from simfleet.sshkey import ensure_ssh_key
 
 FLEET_LABEL = "io.hailo-pipeline.simfleet.fleet"
+CONFIG_LABEL = "io.hailo-pipeline.simfleet.config"
 READY_TIMEOUT_S = 180.0
 POLL_S = 0.3
 EDGEINFER_HEALTHZ = "http://127.0.0.1:8080/healthz"
 
 # From ../shared/docs/TEST_FLEET.md: systemd as PID 1 (--privileged fails on these VMs), then nested docker.
-CAPABILITIES = ["SYS_ADMIN", "NET_ADMIN", "NET_RAW", "MKNOD"]
+# SYS_PTRACE on top: `docker exec` (so healthchecks too) into a nested container running as a non-root user
+# opens that process's namespaces, which the kernel allows a different uid only with CAP_SYS_PTRACE.
+CAPABILITIES = ["SYS_ADMIN", "NET_ADMIN", "NET_RAW", "MKNOD", "SYS_PTRACE"]
 SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
+TMPFS = {"/run": "", "/run/lock": ""}
+STOP_SIGNAL = "SIGRTMIN+3"  # systemd's clean-shutdown signal: stop takes 0.3 s instead of 10 s
+# A Pi created with other run flags than these is recreated by `up`, like one running an older image.
+RUN_CONFIG = hashlib.sha256(
+    json.dumps([CAPABILITIES, SECURITY_OPT, TMPFS, STOP_SIGNAL]).encode()
+).hexdigest()[:12]
 
 
 class FleetError(RuntimeError):
@@ -102,7 +112,7 @@ def _create_pi(client: docker.DockerClient, spec: FleetSpec, name: str) -> Conta
         name=name,
         hostname=name,
         detach=True,
-        labels=spec.labels,
+        labels={**spec.labels, CONFIG_LABEL: RUN_CONFIG},
         network=spec.network,
         networking_config={spec.network: client.api.create_endpoint_config(ipv4_address=spec.address(name))},
         cgroupns="host",
@@ -110,10 +120,10 @@ def _create_pi(client: docker.DockerClient, spec: FleetSpec, name: str) -> Conta
             "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
             volume: {"bind": "/var/lib/docker", "mode": "rw"},
         },
-        tmpfs={"/run": "", "/run/lock": ""},
+        tmpfs=TMPFS,
         cap_add=CAPABILITIES,
         security_opt=SECURITY_OPT,
-        stop_signal="SIGRTMIN+3",  # systemd's clean-shutdown signal: stop takes 0.3 s instead of 10 s
+        stop_signal=STOP_SIGNAL,
     )
 
 
@@ -178,9 +188,12 @@ def up(client: docker.DockerClient, count: int, spec: FleetSpec | None = None) -
     started = time.monotonic()
     for name in wanted:
         container = existing.get(name)
-        if container is not None and container.attrs["Image"] != image_id:
-            print(f"simfleet: {name} runs an older {PI_IMAGE}; recreating it", flush=True)
-            container.remove(force=True)
+        if container is not None and (
+            container.attrs["Image"] != image_id or container.labels.get(CONFIG_LABEL) != RUN_CONFIG
+        ):
+            # A new container is a new Pi: its docker volume must not carry the old Pi's EdgeInfer state.
+            print(f"simfleet: {name} runs an older {PI_IMAGE} or older flags; recreating it", flush=True)
+            _remove_pi(client, spec, container)
             container = None
         if container is None:
             _create_pi(client, spec, name)

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +55,14 @@ def _chunks(stream: Iterator[bytes] | None) -> Iterator[bytes]:
     yield from stream
 
 
+def _base_tag(spec: RootfsSpec, systemd: bool) -> str:
+    prep = Path(container_prep.__file__).read_bytes() if systemd else b""
+    return f"{spec.name}-{_sha(spec.key.encode(), prep)[:12]}"
+
+
 def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) -> Image:
     """Import the cached rootfs as a base image (tag = hash of the package list and the container prep)."""
-    prep = Path(container_prep.__file__).read_bytes() if systemd else b""
-    tag = f"{spec.name}-{_sha(spec.key.encode(), prep)[:12]}"
+    tag = _base_tag(spec, systemd)
     ref = f"{BASE_REPO}:{tag}"
     image = _find(client, ref)
     if image is not None:
@@ -212,6 +217,14 @@ def pi_plan(client: docker.DockerClient, base: Image, standin: Image) -> BuildPl
 
 def build_images(client: docker.DockerClient) -> dict[str, Image]:
     """Make sure both images exist and are current; return them by tag."""
+    missing = [
+        spec
+        for spec, systemd in ((STANDIN_ROOTFS, False), (PI_ROOTFS, True))
+        if _find(client, f"{BASE_REPO}:{_base_tag(spec, systemd)}") is None
+    ]
+    # debootstrap is mostly waiting on the mirror: both trees at once take barely longer than one.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(ensure_rootfs, missing))
     standin_base = ensure_base(client, STANDIN_ROOTFS, systemd=False)
     pi_base = ensure_base(client, PI_ROOTFS, systemd=True)
     standin = ensure_built(client, standin_plan(standin_base))
