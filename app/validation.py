@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import orjson
 from flask import Request
 
 from app.backends.base import WINDOW_SHAPE
@@ -13,6 +14,7 @@ from app.errors import ApiError
 
 ROWS, COLUMNS = WINDOW_SHAPE
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER_TYPES = {float, int}
 
 
 def bad(code: str, message: str) -> ApiError:
@@ -33,13 +35,9 @@ def _reject_constant(name: str) -> float:
     raise bad("non_finite", f"{name} is not a finite number; x must hold finite numbers only")
 
 
-def parse_window(request: Request) -> np.ndarray:
-    check_content_type(request)
-    body = request.get_data(cache=False)
-    if not body.strip():
-        raise bad("empty_body", 'request body is empty; expected JSON {"x": [[9 numbers] x 100]}')
+def parse_precisely(body: bytes) -> object:
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise bad("invalid_json", f"request body is not UTF-8 text: {exc.reason}") from None
     except json.JSONDecodeError as exc:
@@ -51,6 +49,18 @@ def parse_window(request: Request) -> np.ndarray:
         raise bad("invalid_json", f"request body is not acceptable JSON: {exc}") from None
     except RecursionError:
         raise bad("invalid_json", "request body is nested too deeply") from None
+
+
+def parse_window(request: Request) -> np.ndarray:
+    check_content_type(request)
+    body = request.get_data(cache=False)
+    if not body.strip():
+        raise bad("empty_body", 'request body is empty; expected JSON {"x": [[9 numbers] x 100]}')
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # The error path: the standard parser names the problem (NaN, position, nesting, encoding).
+        document = parse_precisely(body)
     if not isinstance(document, dict):
         raise bad("invalid_body", f'expected a JSON object {{"x": ...}}, got {type(document).__name__}')
     if "x" not in document:
@@ -63,21 +73,38 @@ def window_from(x: object) -> np.ndarray:
         raise bad("invalid_x", f"x must be a list of {ROWS} rows, got {type(x).__name__}")
     if len(x) != ROWS:
         raise bad("wrong_row_count", f"x must have exactly {ROWS} rows, got {len(x)}")
+    # Fast path for the usual valid body (one type pass, one vectorised range check: ~4x cheaper than the
+    # element-wise walk below, which only runs to name the first problem).
+    if (
+        all(type(row) is list and len(row) == COLUMNS for row in x)
+        and {type(v) for row in x for v in row} <= NUMBER_TYPES
+    ):
+        try:
+            values = np.array(x, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64
+            values = None
+        # NaN fails the comparison too, so this also rejects NaN/Infinity (e.g. 1e999 parses to inf).
+        if values is not None and bool(np.all(np.abs(values) <= FLOAT32_MAX)):
+            return values.astype(np.float32)
+    raise first_problem(x)
+
+
+def first_problem(x: list) -> ApiError:
     for r, row in enumerate(x):
         if not isinstance(row, list):
-            raise bad("invalid_row", f"x[{r}] must be a list of {COLUMNS} numbers, got {type(row).__name__}")
+            return bad("invalid_row", f"x[{r}] must be a list of {COLUMNS} numbers, got {type(row).__name__}")
         if len(row) != COLUMNS:
-            raise bad("wrong_column_count", f"x[{r}] must have exactly {COLUMNS} values, got {len(row)}")
+            return bad("wrong_column_count", f"x[{r}] must have exactly {COLUMNS} values, got {len(row)}")
         for c, value in enumerate(row):
             # type(), not isinstance(): bool is an int subclass, and true/false are not sensor readings.
             kind = type(value)
             if kind is not float and kind is not int:
-                raise bad("not_a_number", f"x[{r}][{c}] must be a number, got {_json_type(value)}")
+                return bad("not_a_number", f"x[{r}][{c}] must be a number, got {_json_type(value)}")
             if kind is float and not math.isfinite(value):
-                raise bad("non_finite", f"x[{r}][{c}] is not a finite number")
+                return bad("non_finite", f"x[{r}][{c}] is not a finite number")
             if abs(value) > FLOAT32_MAX:
-                raise bad("out_of_range", f"x[{r}][{c}] = {value!r} does not fit in float32")
-    return np.array(x, dtype=np.float32)
+                return bad("out_of_range", f"x[{r}][{c}] = {value!r} does not fit in float32")
+    return bad("invalid_x", f"x must be {ROWS} rows of {COLUMNS} finite numbers")
 
 
 def _json_type(value: object) -> str:
