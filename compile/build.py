@@ -1,6 +1,5 @@
 """The stages in order: load -> reference windows -> motifs -> export -> verify -> int8 -> hef -> bundle."""
 
-import json
 import platform
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from compile.export import (
     encode_latents,
     save_onnx,
 )
+from compile.hw_arch import HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
@@ -70,8 +70,8 @@ class Inputs:
 
 
 def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
-    if options.hw_arch not in hailo_compile.HW_ARCHS:
-        raise CompileError(f"--hw-arch {options.hw_arch!r} is not one of {', '.join(hailo_compile.HW_ARCHS)}")
+    if options.hw_arch not in HW_ARCHS:
+        raise CompileError(f"--hw-arch {options.hw_arch!r} is not one of {', '.join(HW_ARCHS)}")
     with timer.stage("load", f"model source {options.source or 'untrained default (seeded weights)'}"):
         source = load_source(options.source, trust_pickle=options.trust_pickle)
         normalization = load_normalization(options.config)
@@ -99,9 +99,11 @@ def fit_head(inputs: Inputs, timer: StageTimer) -> MotifHead:
 
 
 def verification_windows(inputs: Inputs) -> np.ndarray:
+    """A held-out synthetic draw, plus up to 256 of the user's own windows when they gave some."""
     held_out, _ = synthetic_windows(VERIFICATION_PER_ACTIVITY, VERIFICATION_SEED)
-    extra = inputs.windows[:256] if inputs.reference["kind"] == "file" else inputs.windows[:0]
-    return np.concatenate([held_out, extra])
+    if inputs.reference["kind"] != "file":
+        return held_out
+    return np.concatenate([held_out, inputs.windows[:256]])
 
 
 def build(options: BuildOptions, timer: StageTimer) -> Path:
@@ -249,7 +251,3 @@ def summary_lines(metadata: dict[str, Any]) -> list[str]:
     timings = metadata.get("timings_s", {})
     lines.append("timings: " + ", ".join(f"{k} {t:.2f}s" for k, t in timings.items()))
     return lines
-
-
-def read_metadata(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "model_metadata.json").read_text())

@@ -15,11 +15,11 @@ import numpy as np
 
 from compile.errors import CompileError
 from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE
+from compile.hw_arch import HW_ARCHS
 from compile.int8_check import compare_quantized
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
 from compile.normalization import Normalization
 
-HW_ARCHS = ("hailo8", "hailo8l")
 NET_NAME = "tcn_encoder"
 DFC_INSTALL_HINT = (
     "install Hailo's Dataflow Compiler 3.33 for Hailo-8/8L "

@@ -2,6 +2,7 @@
 uint8 activations, min/max calibrated on the calibration set) as a proxy for what Hailo's optimizer will do.
 The DFC's own ``SDK_QUANTIZED`` emulator replaces this when it is installed (see ``hailo_compile``)."""
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from onnxruntime.quantization import (
 from compile.verify import run_exported
 
 CALIBRATION_BATCH = 16
+METHOD = "onnxruntime static QDQ (int8 weights per channel, uint8 activations)"
 
 
 class _Windows(CalibrationDataReader):
@@ -38,21 +40,28 @@ def int8_proxy(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(onnx_path),
-            str(quantized),
-            _Windows(input_name, calibration.astype(np.float32)),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        # quantize_static logs a pre-processing hint on the root logger at WARNING; it does not apply here.
+        logging.disable(logging.WARNING)
+        try:
+            _quantize(onnx_path, quantized, input_name, calibration)
+        finally:
+            logging.disable(logging.NOTSET)
         q_latent, q_scores = run_exported(quantized, windows)
     latent, scores = run_exported(onnx_path, windows)
-    return {
-        "method": "onnxruntime static QDQ (int8 weights per channel, uint8 activations)"
-    } | compare_quantized(latent, scores, q_latent, q_scores)
+    return {"method": METHOD} | compare_quantized(latent, scores, q_latent, q_scores)
+
+
+def _quantize(onnx_path: Path, quantized: Path, input_name: str, calibration: np.ndarray) -> None:
+    quantize_static(
+        str(onnx_path),
+        str(quantized),
+        _Windows(input_name, calibration.astype(np.float32)),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
 
 
 def compare_quantized(

@@ -1,0 +1,152 @@
+"""The bundle a build writes: DESIGN.md's metadata keys, the golden window, versioning and reuse."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.bundle import verify_bundle
+from compile.build import BuildOptions, build
+from compile.bundle import bundle_version
+from compile.export import EXPORTER_VERSION
+from compile.reference_windows import synthetic_window, synthetic_windows
+from compile.timing import StageTimer
+from compile.verify import run_exported
+
+DESIGN_KEYS = {
+    "schema_version",
+    "name",
+    "version",
+    "untrained_default",
+    "created_at",
+    "source",
+    "files",
+    "model",
+    "inputs",
+    "outputs",
+    "normalization",
+    "motifs",
+    "verification",
+    "timings_s",
+    "tools",
+    "golden",
+}
+
+
+@pytest.mark.parametrize("bundle_fixture", ["default_bundle", "trained_bundle"])
+def test_metadata_has_the_design_keys(bundle_fixture: str, request: pytest.FixtureRequest):
+    bundle = request.getfixturevalue(bundle_fixture)
+    metadata = verify_bundle(bundle)
+    assert set(metadata) >= DESIGN_KEYS
+    assert metadata["version"] == bundle.name and bundle.name.startswith("tcn-") and len(bundle.name) == 16
+    assert metadata["model"] == metadata["model"] | {
+        "onnx": "tcn_encoder.onnx",
+        "hef": None,
+        "hw_arch": "hailo8",
+    }
+    assert metadata["inputs"] == [{"name": "imu_window", "shape": ["N", 100, 9], "dtype": "float32"}]
+    assert [o["name"] for o in metadata["outputs"]] == ["latent_embeddings", "motif_scores"]
+    assert metadata["normalization"]["method"] == "z_score_per_channel"
+    assert len(metadata["normalization"]["mean"]) == 9
+    assert metadata["motifs"]["count"] == 12 and len(metadata["motifs"]["prototypes"]) == 12
+    assert metadata["motifs"]["temperature"] > 0
+    assert metadata["tools"]["hailo_sdk_client"] is None
+    assert {"load", "motifs", "export", "verify", "int8"} <= set(metadata["timings_s"])
+
+
+def test_default_bundle_is_labelled_untrained(default_bundle: Path):
+    metadata = verify_bundle(default_bundle)
+    assert metadata["untrained_default"] is True
+    assert metadata["source"]["kind"] == "default" and metadata["source"]["path"] is None
+
+
+def test_trained_bundle_records_its_source_and_figures(trained_bundle: Path, trained_onnx: Path):
+    metadata = verify_bundle(trained_bundle)
+    assert metadata["untrained_default"] is False
+    assert metadata["source"] == metadata["source"] | {
+        "kind": "onnx",
+        "path": str(trained_onnx),
+        "sha256": "6319428963a4b4ade1d26b6bec7e40b7c5da8602140f9501e7817f3c411cbd55",
+    }
+    verification = metadata["verification"]
+    assert verification["windows"] >= 64
+    assert verification["onnxruntime_vs_torch"]["latent_max_abs"] <= 1e-4
+    assert verification["source_onnx_vs_export"]["latent_max_abs"] <= 1e-4
+    assert verification["int8"]["latent_cosine_mean"] > 0.9
+
+
+@pytest.mark.parametrize("bundle_fixture", ["default_bundle", "trained_bundle"])
+def test_golden_window_reproduces_with_the_bundled_onnx(bundle_fixture: str, request: pytest.FixtureRequest):
+    bundle = request.getfixturevalue(bundle_fixture)
+    golden = verify_bundle(bundle)["golden"]
+    window = np.asarray(golden["window"], np.float32)
+    np.testing.assert_array_equal(window, synthetic_window("walking"))
+    latent, scores = run_exported(bundle / "tcn_encoder.onnx", window[None])
+    assert np.abs(latent[0] - golden["latent"]).max() <= golden["tolerance"]["latent_max_abs"]
+    assert np.abs(scores[0] - golden["motif_scores"]).max() <= 1e-5
+    assert golden["tolerance"] == {"latent_max_abs": 1e-3, "latent_min_cosine": 0.98}
+
+
+def test_calibration_set_is_the_raw_reference_windows(default_bundle: Path):
+    calibration = np.load(default_bundle / "calibration_set.npy")
+    np.testing.assert_array_equal(calibration, synthetic_windows()[0])
+
+
+def test_same_inputs_reuse_the_bundle(default_bundle: Path):
+    metadata_file = default_bundle / "model_metadata.json"
+    before = metadata_file.stat().st_mtime_ns
+    again = build(BuildOptions(source=None, out=default_bundle.parent), StageTimer())
+    assert again == default_bundle
+    assert metadata_file.stat().st_mtime_ns == before
+
+
+def test_damaged_bundle_is_rebuilt(tmp_path: Path):
+    first = build(BuildOptions(source=None, out=tmp_path), StageTimer())
+    (first / "tcn_encoder.onnx").write_bytes(b"broken")
+    second = build(BuildOptions(source=None, out=tmp_path), StageTimer())
+    assert second == first
+    verify_bundle(second)
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no staging leftovers
+
+
+def test_version_depends_on_every_input():
+    windows = synthetic_windows(per_activity=2)[0]
+    normalization = {"method": "z", "mean": [0.0] * 9, "std": [1.0] * 9, "channel_order": list("abcdefghi")}
+    base = bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None)
+    assert base == bundle_version(
+        "a" * 64, dict(normalization, source="elsewhere"), windows, "hailo8", "1", None
+    )
+    variants = [
+        bundle_version("b" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None),
+        bundle_version(
+            "a" * 64, dict(normalization, std=[2.0] * 9), windows, "hailo8", EXPORTER_VERSION, None
+        ),
+        bundle_version("a" * 64, normalization, windows * 1.01, "hailo8", EXPORTER_VERSION, None),
+        bundle_version("a" * 64, normalization, windows, "hailo8l", EXPORTER_VERSION, None),
+        bundle_version("a" * 64, normalization, windows, "hailo8", "2", None),
+        bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, "3.33.0"),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+
+
+def test_user_reference_windows_change_motifs_and_version(tmp_path: Path, default_bundle: Path):
+    windows, _ = synthetic_windows(per_activity=4, seed=123)
+    path = tmp_path / "mine.npy"
+    np.save(path, windows)
+    bundle = build(BuildOptions(source=None, out=tmp_path / "out", reference_windows=path), StageTimer())
+    metadata = verify_bundle(bundle)
+    assert bundle.name != default_bundle.name
+    assert metadata["motifs"]["fit"]["reference"] == {"kind": "file", "path": str(path), "windows": 28}
+    assert "dominant_activity" not in metadata["motifs"]["fit"]
+    np.testing.assert_array_equal(np.load(bundle / "calibration_set.npy"), windows)
+    # Verification covers the held-out synthetic windows plus the user's own.
+    assert metadata["verification"]["windows"] == 70 + 28
+
+
+def test_metadata_is_strict_json(default_bundle: Path):
+    # Python would write NaN/Infinity, which other JSON parsers (Ansible's, Swift's) reject.
+    def reject(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    json.loads((default_bundle / "model_metadata.json").read_text(), parse_constant=reject)

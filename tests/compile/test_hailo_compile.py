@@ -1,0 +1,128 @@
+"""The DFC flow against the ClientRunner test double (tests/doubles/hailo_sdk_client, not Hailo's DFC)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.bundle import verify_bundle
+from compile import hailo_compile
+from compile.build import BuildOptions, build
+from compile.errors import CompileError
+from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE
+from compile.normalization import default_normalization
+from compile.timing import StageTimer
+
+
+def test_without_dfc_the_notice_names_the_wheel():
+    assert hailo_compile.dfc_version() is None
+    notice = hailo_compile.skip_notice()
+    assert "hailo_sdk_client" in notice
+    assert "hailo_dataflow_compiler-3.33" in notice
+
+
+def test_compile_hef_without_dfc_fails_clearly(tmp_path: Path):
+    with pytest.raises(CompileError, match=r"Dataflow Compiler 3\.33"):
+        hailo_compile.compile_hef(
+            tmp_path / "x.onnx",
+            default_normalization(),
+            np.zeros((64, 100, 9), np.float32),
+            "hailo8",
+            tmp_path,
+            (np.zeros((64, 64)), np.zeros((64, 12))),
+        )
+
+
+def test_require_hef_without_dfc_fails_before_any_work(tmp_path: Path):
+    with pytest.raises(CompileError, match="--require-hef: hailo_sdk_client is not importable"):
+        build(BuildOptions(source=None, out=tmp_path, require_hef=True), StageTimer())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_script_carries_the_normalization():
+    script = hailo_compile.model_script(default_normalization(), 64)
+    first, second = script.splitlines()
+    assert first.startswith("normalization1 = normalization([0.12, -0.08, 9.78,")
+    assert "[3.92, 3.87, 2.45, 1.24, 1.31, 0.98, 28.5, 31.2, 24.8]" in first
+    assert second == "model_optimization_config(calibration, batch_size=8, calibset_size=64)"
+
+
+@pytest.fixture
+def double_bundle(dfc_double, tmp_path: Path, trained_onnx: Path, model_config: Path) -> Path:
+    return build(
+        BuildOptions(
+            source=trained_onnx, out=tmp_path, hw_arch="hailo8l", require_hef=True, config=model_config
+        ),
+        StageTimer(),
+    )
+
+
+def test_clientrunner_flow_with_the_double(dfc_double, double_bundle: Path):
+    calls = [name for name, _ in dfc_double.CALLS]
+    assert calls == [
+        "ClientRunner",
+        "translate_onnx_model",
+        "save_har",
+        "load_model_script",
+        "optimize",
+        "save_har",
+        "infer_context",
+        "infer",
+        "compile",
+        "save_har",
+    ]
+    args = dict(dfc_double.CALLS)
+    assert args["ClientRunner"] == {"hw_arch": "hailo8l"}
+    translate = args["translate_onnx_model"]
+    assert translate["start_node_names"] == [HAILO_INPUT_NAME]
+    assert translate["end_node_names"] == [LATENT_NODE, MOTIF_NODE]
+    assert translate["net_input_shapes"] == {HAILO_INPUT_NAME: [1, 9, 1, 100]}
+    assert args["optimize"] == {"calib_shape": (168, 1, 100, 9), "dtype": "float32"}
+    har_stages = [a["stage"] for name, a in dfc_double.CALLS if name == "save_har"]
+    assert har_stages == ["parsed", "quantized", "compiled"]
+
+
+def test_bundle_with_hef_lists_hef_and_hars(double_bundle: Path):
+    metadata = verify_bundle(double_bundle)
+    assert metadata["model"]["hef"] == "tcn_encoder.hef"
+    assert metadata["model"]["hw_arch"] == "hailo8l"
+    assert metadata["tools"]["hailo_sdk_client"] == "3.33.0+test-double"
+    assert set(metadata["files"]) == {
+        "tcn_encoder.onnx",
+        "tcn_encoder.hef",
+        "calibration_set.npy",
+        "tcn_encoder_parsed.har",
+        "tcn_encoder_optimized.har",
+        "tcn_encoder_compiled.har",
+    }
+    assert (double_bundle / "tcn_encoder.hef").read_bytes().startswith(b"TEST-DOUBLE-HEF")
+    assert not (double_bundle / "tcn_encoder_hailo_input.onnx").exists()
+    assert json.loads((double_bundle / "tcn_encoder_compiled.har").read_text())["stage"] == "compiled"
+    assert "timings_s" in metadata and "hef" in metadata["timings_s"]
+
+
+def test_emulator_figures_replace_the_ort_proxy(double_bundle: Path):
+    int8 = verify_bundle(double_bundle)["verification"]["int8"]
+    assert int8["method"] == "Hailo DFC 3.33.0+test-double SDK_QUANTIZED emulator"
+    assert int8["windows"] == hailo_compile.EMULATOR_WINDOWS
+    # The double runs the real graph with the script's normalization: a wrong script or layout would
+    # scramble the latents and the cosine would collapse.
+    assert int8["latent_cosine_mean"] > 0.98
+    assert int8["top_motif_agreement"] > 0.8
+
+
+def test_dfc_version_changes_the_bundle_version(dfc_double, tmp_path: Path, default_bundle: Path):
+    with_dfc = build(BuildOptions(source=None, out=tmp_path, hw_arch="hailo8"), StageTimer())
+    assert with_dfc.name != default_bundle.name
+    assert verify_bundle(with_dfc)["model"]["hef"] == "tcn_encoder.hef"
+
+
+def test_dfc_errors_become_one_line(dfc_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def broken(self, calib_data):
+        raise RuntimeError("Unsupported layer: Pad\nstack...")
+
+    monkeypatch.setattr(dfc_double.ClientRunner, "optimize", broken)
+    with pytest.raises(CompileError, match=r"Hailo DFC failed on .*: RuntimeError: Unsupported layer: Pad$"):
+        build(BuildOptions(source=None, out=tmp_path), StageTimer())
+    assert [p.name for p in tmp_path.iterdir()] == []
