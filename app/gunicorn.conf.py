@@ -38,6 +38,9 @@ keepalive = 30  # EdgeInfer's client may reuse connections; reconnecting would c
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 loglevel = os.environ.get("HAILO_PIPELINE_LOG_LEVEL", "info").lower()
 errorlog = "-"
+# No gunicornc control socket: nothing uses it, it would land in the service user's $HOME, and two instances
+# on one host would fight over the same path.
+control_socket_disable = True
 accesslog = None  # hundreds of requests/s: per-request lines would cost more than the inference
 
 # prometheus_client picks its multiprocess mode from this variable at import time, in every worker.
