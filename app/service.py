@@ -18,6 +18,10 @@ from app.config import AppConfig
 
 log = logging.getLogger(__name__)
 
+# Consecutive failed inferences after which /healthz says so: EdgeInfer hides backend failures behind stub
+# output, so a chip that broke after start-up must show in the one signal deploys and fleet checks look at.
+FAILURE_LIMIT = 3
+
 
 class NotReady(Exception):
     """Inference asked for before the model is loaded and warmed up (or after loading failed)."""
@@ -39,6 +43,8 @@ class ModelService:
         self.choice: Choice | None = None
         self._served: Served | None = None
         self._thread: threading.Thread | None = None
+        self._failures = 0
+        self._last_failure = ""
 
     def start(self) -> None:
         """Load in the background so /livez and /healthz answer (503 with the stage) while the model loads."""
@@ -121,7 +127,13 @@ class ModelService:
         if served is None:
             raise NotReady(self.reason)
         started = time.perf_counter()
-        result = served.backend.infer(window)
+        try:
+            result = served.backend.infer(window)
+        except BackendError as exc:
+            self._failures += 1
+            self._last_failure = f"{exc.kind}: {exc}"
+            raise
+        self._failures = 0
         metrics.MODEL_LATENCY.labels(backend=served.backend.name).observe(time.perf_counter() - started)
         return result
 
@@ -129,6 +141,9 @@ class ModelService:
         served = self._served
         if served is None:
             return 503, {"status": "unavailable", "state": self.state, "reason": self.reason}
+        if self._failures >= FAILURE_LIMIT:
+            reason = f"the last {self._failures} inferences failed; last: {self._last_failure}"
+            return 503, {"status": "unavailable", "state": "failing", "reason": reason}
         return 200, {
             "status": "ok",
             "backend": served.backend.name,

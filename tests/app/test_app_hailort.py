@@ -22,6 +22,7 @@ from app.backends.base import BackendError
 from app.backends.hailort_backend import HailoRTBackend, output_roles
 from app.backends.selection import choose_backend
 from app.config import AppConfig
+from app.factory import create_app
 
 
 @pytest.fixture
@@ -246,3 +247,26 @@ def test_chip_slower_than_the_timeout_never_turns_ready(hailo_bundle: Path, tmp_
         server.wait_listening()
         body = wait_for_state(server, "failed")
         assert body["reason"].startswith("timeout: HailoRT run failed (30 ms timeout)")
+
+
+def test_a_chip_failing_after_start_turns_health_red_until_it_recovers(
+    double: ModuleType, hailo_bundle: Path
+) -> None:
+    app = create_app(AppConfig(bundle_dir=hailo_bundle, backend="hailort", infer_timeout_ms=5))
+    assert app.extensions["hailo_pipeline"].wait(30)
+    client = app.test_client()
+    body = {"x": json.loads((hailo_bundle / "model_metadata.json").read_text())["golden"]["window"]}
+    assert client.get("/healthz").status_code == 200
+    double.RUN_DELAY_S = 0.05
+    try:
+        for _ in range(3):
+            answer = client.post("/infer", json=body)
+            assert answer.status_code == 503 and answer.get_json()["error"] == "timeout"
+    finally:
+        double.RUN_DELAY_S = 0.0
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["state"] == "failing"
+    assert "last 3 inferences failed; last: timeout" in health.get_json()["reason"]
+    assert client.post("/infer", json=body).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    app.extensions["hailo_pipeline"].close()
