@@ -120,16 +120,33 @@ class Server:
             time.sleep(0.05)
         raise TimeoutError("server not ready")
 
-    def worker_rss(self) -> dict[str, float]:
+    def samples(self) -> list:
         from prometheus_client.parser import text_string_to_metric_families
 
         _, body = self.get("/metrics")
+        return [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+
+    def worker_rss(self) -> dict[str, float]:
         return {
             s.labels["pid"]: s.value / 1e6
-            for family in text_string_to_metric_families(body.decode())
-            for s in family.samples
+            for s in self.samples()
             if s.name == "hailo_pipeline_worker_resident_memory_bytes"
         }
+
+    def time_totals(self) -> dict[str, float]:
+        """Sums and counts of the app's own histograms: where the time goes inside the worker."""
+        wanted = {
+            ("hailo_pipeline_http_request_duration_seconds_sum", "/infer"): "worker_s",
+            ("hailo_pipeline_http_request_duration_seconds_count", "/infer"): "worker_n",
+            ("hailo_pipeline_model_inference_duration_seconds_sum", None): "model_s",
+            ("hailo_pipeline_model_inference_duration_seconds_count", None): "model_n",
+        }
+        totals = dict.fromkeys(wanted.values(), 0.0)
+        for s in self.samples():
+            key = wanted.get((s.name, s.labels.get("endpoint")))
+            if key:
+                totals[key] += s.value
+        return totals
 
     def stop(self) -> None:
         self.process.terminate()
@@ -247,13 +264,26 @@ def main() -> int:
             load_level(server.port, bodies, 4, 200, args.seconds)  # warm connections and caches
             levels = []
             for concurrency in CONCURRENCY:
+                before = server.time_totals()
                 level = load_level(server.port, bodies, concurrency, args.requests, args.seconds)
+                after = server.time_totals()
+                level["in_worker_mean_ms"] = (
+                    1000
+                    * (after["worker_s"] - before["worker_s"])
+                    / max(after["worker_n"] - before["worker_n"], 1)
+                )
+                level["model_mean_ms"] = (
+                    1000
+                    * (after["model_s"] - before["model_s"])
+                    / max(after["model_n"] - before["model_n"], 1)
+                )
                 level["worker_rss_mb"] = server.worker_rss()
                 levels.append(level)
                 print(
                     f"c={concurrency:<2}  p50 {level['p50_ms']:6.3f}  p95 {level['p95_ms']:6.3f}  "
                     f"p99 {level['p99_ms']:6.3f} ms  {level['throughput_per_s']:7.1f}/s  "
                     f"{level['requests']} ok {level['errors']} errors  "
+                    f"worker {level['in_worker_mean_ms']:.3f} (model {level['model_mean_ms']:.3f}) ms mean  "
                     f"RSS {', '.join(f'{v:.0f}' for v in level['worker_rss_mb'].values())} MB"
                 )
         finally:
