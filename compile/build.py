@@ -36,7 +36,7 @@ from compile.hw_arch import HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
-from compile.motifs import MotifHead, fit_motifs
+from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
 from compile.normalization import Normalization, load_normalization
 from compile.reference_windows import ACTIVITIES, load_windows, synthetic_window, synthetic_windows
 from compile.timing import StageTimer
@@ -85,6 +85,11 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
             reference: dict[str, Any] = {"kind": "synthetic", "activities": list(ACTIVITIES)}
         else:
             windows, labels = load_windows(options.reference_windows), None
+            if len(windows) < MOTIF_COUNT:
+                raise CompileError(
+                    f"{options.reference_windows}: {len(windows)} reference windows, "
+                    f"the {MOTIF_COUNT} motifs need at least {MOTIF_COUNT}"
+                )
             reference = {"kind": "file", "path": str(options.reference_windows)}
     reference["windows"] = int(windows.shape[0])
     return Inputs(source, normalization, windows, labels, reference)

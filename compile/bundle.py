@@ -67,9 +67,11 @@ def staging(out: Path, version: str) -> Iterator[Path]:
     try:
         yield stage
         target = out / version
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(stage, target)
+        # A concurrent build of the same inputs may have finished first: its bundle is the same, keep it.
+        if existing_bundle(target) is None:
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(stage, target)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

@@ -9,6 +9,7 @@ import pytest
 from app.bundle import verify_bundle
 from compile.build import BuildOptions, build
 from compile.bundle import bundle_version
+from compile.errors import CompileError
 from compile.export import EXPORTER_VERSION
 from compile.reference_windows import synthetic_window, synthetic_windows
 from compile.timing import StageTimer
@@ -150,3 +151,9 @@ def test_metadata_is_strict_json(default_bundle: Path):
         raise AssertionError(f"non-standard JSON constant {constant}")
 
     json.loads((default_bundle / "model_metadata.json").read_text(), parse_constant=reject)
+
+
+def test_too_few_user_windows_are_named(tmp_path: Path, shared_file):
+    path = shared_file("samples", "realistic_imu_sample.json")
+    with pytest.raises(CompileError, match=r"realistic_imu_sample\.json: 1 reference windows, the 12 motifs"):
+        build(BuildOptions(source=None, out=tmp_path, reference_windows=path), StageTimer())

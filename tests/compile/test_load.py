@@ -1,6 +1,7 @@
 """compile.load: every supported source gives the same encoder function; wrong files fail with one clear
 line."""
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,31 @@ def test_weight_norm_state_dict_is_folded(tmp_path: Path):
     source = load_source(path)
     assert source.kind == "state_dict"
     np.testing.assert_allclose(_latents(source.encoder), _latents(reference), atol=1e-5)
+
+
+def _as_if_saved_on_cuda(path: Path) -> None:
+    """Rewrite the storages' location tag from cpu to cuda:0, as a checkpoint saved from a GPU run has it
+    (there is no GPU here to save one). Plain ``torch.load`` then fails; the loader must map it to the CPU."""
+    original = zipfile.ZipFile(path)
+    records = [(info, original.read(info)) for info in original.infolist()]
+    original.close()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as rewritten:
+        for info, data in records:
+            if info.filename.endswith("data.pkl"):
+                assert b"X\x03\x00\x00\x00cpu" in data
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            rewritten.writestr(info, data)
+
+
+def test_weight_norm_state_dict_saved_on_cuda(tmp_path: Path):
+    reference = tcn.seeded_encoder(seed=9)
+    path = tmp_path / "gpu_run.pth"
+    torch.save(_weight_norm_state_dict(reference), path)
+    _as_if_saved_on_cuda(path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+    np.testing.assert_allclose(_latents(load_source(path).encoder), _latents(reference), atol=1e-5)
 
 
 def test_parametrized_weight_norm_state_dict(tmp_path: Path):
