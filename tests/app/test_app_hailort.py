@@ -270,3 +270,21 @@ def test_a_chip_failing_after_start_turns_health_red_until_it_recovers(
     assert client.post("/infer", json=body).status_code == 200
     assert client.get("/healthz").status_code == 200
     app.extensions["hailo_pipeline"].close()
+
+
+@pytest.mark.parametrize("garbage", [float("nan"), float("inf")])
+def test_non_finite_output_is_a_503_never_a_200(
+    double: ModuleType, hailo_bundle: Path, garbage: float
+) -> None:
+    app = create_app(AppConfig(bundle_dir=hailo_bundle, backend="hailort"))
+    assert app.extensions["hailo_pipeline"].wait(30)
+    body = {"x": json.loads((hailo_bundle / "model_metadata.json").read_text())["golden"]["window"]}
+    double.OUTPUT_FILL = garbage
+    try:
+        answer = app.test_client().post("/infer", json=body)
+    finally:
+        double.OUTPUT_FILL = None
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "non_finite_output"
+    assert "latent" not in answer.get_json()
+    app.extensions["hailo_pipeline"].close()

@@ -36,6 +36,7 @@ IS_TEST_DOUBLE = True
 SCAN_RESULT: list[str] = ["0000:01:00.0"]
 RUN_DELAY_S = float(os.environ.get("HAILO_DOUBLE_RUN_DELAY_MS", "0")) / 1000.0
 CHIP_TEMPERATURE_C = (41.5, 42.25)
+OUTPUT_FILL: float | None = None  # e.g. NaN: a chip or firmware that returns garbage
 
 
 class HailoRTException(Exception):
@@ -258,6 +259,8 @@ class _ConfiguredInferModel:
                 )
                 for name, source in self._model._sources.items():
                     target = binding.output(name).get_buffer()
-                    target[...] = results[source].reshape(target.shape)
+                    target[...] = (
+                        results[source].reshape(target.shape) if OUTPUT_FILL is None else OUTPUT_FILL
+                    )
         finally:
             self._busy.release()
