@@ -66,8 +66,12 @@ class ModelService:
             model_file = metadata["model"]["hef" if self.choice.backend == "hailort" else "onnx"]
             served = Served(backend, metadata, model_file, metadata["files"][model_file]["sha256"])
             self._stage("loading", f"loading {model_file} with {backend.name}")
-            backend.load()
-            self._warm_up(served)
+            try:
+                backend.load()
+                self._warm_up(served)
+            except BaseException:
+                backend.close()  # a worker that will never serve must not keep the chip open
+                raise
         except BundleError as exc:
             self._fail(f"bundle {self.config.bundle_dir} failed verification: {exc}")
             return

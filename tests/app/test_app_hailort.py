@@ -242,11 +242,18 @@ def test_gunicorn_workers_share_the_chip_through_the_service(hailo_bundle: Path,
 
 
 def test_chip_slower_than_the_timeout_never_turns_ready(hailo_bundle: Path, tmp_path: Path) -> None:
-    env = {"HAILO_DOUBLE_RUN_DELAY_MS": "200", "HAILO_PIPELINE_INFER_TIMEOUT_MS": "30"}
+    log = tmp_path / "events.jsonl"
+    env = {
+        "HAILO_DOUBLE_RUN_DELAY_MS": "200",
+        "HAILO_PIPELINE_INFER_TIMEOUT_MS": "30",
+        "HAILO_DOUBLE_EVENTS": str(log),
+    }
     with AppServer(hailo_bundle, tmp_path, workers=1, env=env, with_hailo_double=True) as server:
         server.wait_listening()
         body = wait_for_state(server, "failed")
         assert body["reason"].startswith("timeout: HailoRT run failed (30 ms timeout)")
+        # The worker that can never serve has already let go of the chip.
+        assert events(log)[-1]["event"] == "release"
 
 
 def test_a_chip_failing_after_start_turns_health_red_until_it_recovers(
