@@ -11,6 +11,7 @@ import onnx
 import onnxruntime
 import torch
 
+from app.bundle import file_digest
 from compile import hailo_compile
 from compile.bundle import (
     CALIBRATION_FILE,
@@ -38,7 +39,14 @@ from compile.load import LoadedSource, load_source
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
 from compile.normalization import Normalization, load_normalization
-from compile.reference_windows import ACTIVITIES, load_windows, synthetic_window, synthetic_windows
+from compile.reference_windows import (
+    ACTIVITIES,
+    DEFAULT_PER_ACTIVITY,
+    DEFAULT_SEED,
+    load_windows,
+    synthetic_window,
+    synthetic_windows,
+)
 from compile.timing import StageTimer
 from compile.verify import run_exported, verify_export
 
@@ -82,7 +90,13 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
     with timer.stage("reference", "reference windows"):
         if options.reference_windows is None:
             windows, labels = synthetic_windows()
-            reference: dict[str, Any] = {"kind": "synthetic", "activities": list(ACTIVITIES)}
+            reference: dict[str, Any] = {
+                "kind": "synthetic",
+                "generator": "compile.reference_windows.synthetic_windows",
+                "seed": DEFAULT_SEED,
+                "per_activity": DEFAULT_PER_ACTIVITY,
+                "activities": list(ACTIVITIES),
+            }
         else:
             windows, labels = load_windows(options.reference_windows), None
             if len(windows) < MOTIF_COUNT:
@@ -90,7 +104,11 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
                     f"{options.reference_windows}: {len(windows)} reference windows, "
                     f"the {MOTIF_COUNT} motifs need at least {MOTIF_COUNT}"
                 )
-            reference = {"kind": "file", "path": str(options.reference_windows)}
+            reference = {
+                "kind": "file",
+                "path": str(options.reference_windows),
+                "sha256": file_digest(options.reference_windows)["sha256"],
+            }
     reference["windows"] = int(windows.shape[0])
     return Inputs(source, normalization, windows, labels, reference)
 
@@ -113,12 +131,12 @@ def verification_windows(inputs: Inputs) -> np.ndarray:
 
 def build(options: BuildOptions, timer: StageTimer) -> Path:
     """Write (or reuse) ``options.out/<version>/`` and return it."""
-    inputs = load_inputs(options, timer)
     dfc = hailo_compile.dfc_version()
     if dfc is None:
         if options.require_hef:
             raise CompileError(f"--require-hef: {hailo_compile.skip_notice()}")
         timer.note(hailo_compile.skip_notice())
+    inputs = load_inputs(options, timer)
     version = bundle_version(
         inputs.source.sha256,
         inputs.normalization.to_metadata(),

@@ -1,5 +1,6 @@
 """The bundle a build writes: DESIGN.md's metadata keys, the golden window, versioning and reuse."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -138,7 +139,12 @@ def test_user_reference_windows_change_motifs_and_version(tmp_path: Path, defaul
     bundle = build(BuildOptions(source=None, out=tmp_path / "out", reference_windows=path), StageTimer())
     metadata = verify_bundle(bundle)
     assert bundle.name != default_bundle.name
-    assert metadata["motifs"]["fit"]["reference"] == {"kind": "file", "path": str(path), "windows": 28}
+    assert metadata["motifs"]["fit"]["reference"] == {
+        "kind": "file",
+        "path": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "windows": 28,
+    }
     assert "dominant_activity" not in metadata["motifs"]["fit"]
     np.testing.assert_array_equal(np.load(bundle / "calibration_set.npy"), windows)
     # Verification covers the held-out synthetic windows plus the user's own.
