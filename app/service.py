@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -94,6 +95,9 @@ class ModelService:
         ).set(1)
         self._publish_chips()
         metrics.sample_worker_rss(force=True)  # every ready worker shows up in /metrics, busy or not
+        # Everything alive now lives as long as the worker: keep it out of the collector's full passes, whose
+        # pauses would land in the latency tail of whichever request triggers them.
+        gc.freeze()
         self.state, self.reason = "ready", "ready"
         log.info("ready: %s %s via %s", served.metadata["version"], model_file, backend.name)
 
