@@ -15,7 +15,8 @@ import requests.exceptions
 
 from simfleet.paths import DOCKERD_LOG
 
-APT_PACKAGES = ("docker.io", "debootstrap")
+# Package -> the commands it must provide. The fleet is reached over real SSH, hence the client.
+APT_TOOLS = {"docker.io": ("dockerd", "docker"), "debootstrap": ("debootstrap",), "openssh-client": ("ssh",)}
 LOCAL_SOCKET = "unix:///var/run/docker.sock"
 READY_TIMEOUT_S = 60.0
 # Image builds, imports and saves of a few hundred MB exceed docker-py's 60 s default.
@@ -48,9 +49,8 @@ def _apt_install(packages: list[str]) -> None:
 
 
 def ensure_tools() -> None:
-    """Install docker.io and debootstrap when their commands are missing."""
-    wanted = {"docker.io": ("dockerd", "docker"), "debootstrap": ("debootstrap",)}
-    missing = [pkg for pkg in APT_PACKAGES if not all(shutil.which(cmd) for cmd in wanted[pkg])]
+    """Install docker.io, debootstrap and an SSH client when their commands are missing."""
+    missing = [pkg for pkg, commands in APT_TOOLS.items() if not all(shutil.which(cmd) for cmd in commands)]
     if missing:
         print(f"simfleet: installing {' '.join(missing)}", flush=True)
         _apt_install(missing)

@@ -38,6 +38,8 @@ class RootfsSpec:
     packages: tuple[str, ...]
     variant: str = "minbase"
     suite: str = SUITE
+    # Paths this tree's users never touch, removed after debootstrap to make the image smaller.
+    drop: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -46,6 +48,7 @@ class RootfsSpec:
             "variant": self.variant,
             "packages": sorted(self.packages),
             "strip": STRIP_PATHS,
+            "drop": sorted(self.drop),
         }
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -106,7 +109,13 @@ def _debootstrap(spec: RootfsSpec, target: Path) -> None:
         )
 
 
-def _strip(root: Path) -> None:
+def _strip(root: Path, drop: tuple[str, ...]) -> None:
+    for rel in drop:
+        target = root / rel
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
     for rel in STRIP_PATHS:
         target = root / rel
         if target.is_dir():
@@ -136,10 +145,22 @@ def ensure_rootfs(spec: RootfsSpec) -> Path:
         staging.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         _debootstrap(spec, staging)
-        _strip(staging)
+        _strip(staging, spec.drop)
         staging.rename(spec.path)
         print(f"simfleet: rootfs {spec.name} built in {time.monotonic() - started:.0f} s", flush=True)
+        _prune_stale(spec)
     return spec.path
+
+
+def _prune_stale(spec: RootfsSpec) -> None:
+    """Trees of an older recipe of the same image are never used again; each holds hundreds of MB."""
+    for sibling in spec.path.parent.glob(f"{spec.name}-{spec.suite}-*"):
+        if sibling.name.startswith(spec.path.name):
+            continue
+        if sibling.is_dir():
+            shutil.rmtree(sibling)
+        else:
+            sibling.unlink()
 
 
 def tar_stream(root: Path) -> subprocess.Popen[bytes]:
