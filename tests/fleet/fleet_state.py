@@ -1,0 +1,85 @@
+"""What is actually on each simulated Pi (read through the docker SDK), and fleet actions for the tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = "/opt/hailo_pipeline"
+EDGEINFER_PROJECT = "/home/pi/pisrv_vapor_docker"
+
+
+class Fleet:
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.client = docker.from_env()
+
+    def sh(self, pi: str, command: str) -> tuple[int, str]:
+        result = self.client.containers.get(pi).exec_run(["sh", "-c", command], user="root")
+        return result.exit_code, result.output.decode(errors="replace").strip()
+
+    def current_release(self, pi: str) -> str:
+        code, out = self.sh(pi, f"readlink {ROOT}/current")
+        assert code == 0, f"{pi}: no current symlink ({out})"
+        return Path(out).name
+
+    def history(self, pi: str) -> dict[str, Any]:
+        code, out = self.sh(pi, f"cat {ROOT}/history.json")
+        assert code == 0, f"{pi}: no history.json ({out})"
+        return json.loads(out)
+
+    def release_complete(self, pi: str, release: str) -> bool:
+        return self.sh(pi, f"test -f {ROOT}/releases/{release}/RELEASE.json")[0] == 0
+
+    def app_health(self, pi: str) -> dict[str, Any]:
+        code, out = self.sh(pi, "curl -s --max-time 5 http://127.0.0.1:8000/healthz")
+        return json.loads(out) if code == 0 and out.startswith("{") else {}
+
+    def edgeinfer_running_env(self, pi: str) -> dict[str, str]:
+        """The environment of the running edge-infer container (what it uses, not what .env says)."""
+        code, out = self.sh(pi, "docker inspect --format '{{json .Config.Env}}' edge-infer")
+        assert code == 0, f"{pi}: edge-infer container not found ({out})"
+        return dict(item.split("=", 1) for item in json.loads(out))
+
+    def bundle_file(self, pi: str, release: str, name: str) -> str:
+        return f"{ROOT}/releases/{release}/bundle/{name}"
+
+    def simfleet(self, *args: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "simfleet", *args], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, f"simfleet {' '.join(args)}: {proc.stdout}{proc.stderr}"
+
+    def wait_ssh(self, pi: str, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.sh(pi, "systemctl is-active ssh")[1] == "active":
+                return
+            time.sleep(1)
+        raise AssertionError(f"{pi}: sshd not active after {timeout_s} s")
+
+
+def latest_report() -> dict[str, Any]:
+    return json.loads((REPO / "reports" / "latest" / "fleet_report.json").read_text())
+
+
+def built_release() -> dict[str, Any]:
+    return json.loads((REPO / "build" / "release.json").read_text())
+
+
+def write_reference_windows(path: Path, seed: int) -> Path:
+    """Raw IMU-like windows for `compile build --reference-windows`: a new set gives a new model version."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = np.array([0.0, 0.0, 9.81, 0.0, 0.0, 0.0, 30.0, -5.0, 40.0], dtype=np.float32)
+    windows = base + rng.normal(0.0, [0.5, 0.5, 0.5, 0.2, 0.2, 0.2, 2.0, 2.0, 2.0], size=(32, 100, 9))
+    np.save(path, windows.astype(np.float32))
+    return path
