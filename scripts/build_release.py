@@ -101,7 +101,7 @@ def app_version(app_wheel: Path) -> str:
     return app_wheel.name.split("-")[1]
 
 
-def build_release(bundle: Path, arch: str, out: Path) -> dict[str, str]:
+def build_release(bundle: Path, arch: str, out: Path, manifest: Path) -> dict[str, str]:
     bundle = bundle.resolve()
     if not (bundle / "model_metadata.json").is_file():
         raise ReleaseError(f"{bundle} is not a bundle folder (no model_metadata.json)")
@@ -130,7 +130,7 @@ def build_release(bundle: Path, arch: str, out: Path) -> dict[str, str]:
         "app_version": app_version(app_wheel),
         "platform": arch,
     }
-    manifest = out / "release.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps(release, indent=2) + "\n")
     return release
 
@@ -146,14 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "build", help="build folder (default: %(default)s)"
     )
+    parser.add_argument("--manifest", type=Path, help="manifest path (default: OUT/release.json)")
     args = parser.parse_args(argv)
+    manifest = args.manifest or args.out / "release.json"
     try:
-        release = build_release(args.bundle, args.platform, args.out)
+        release = build_release(args.bundle, args.platform, args.out, manifest)
     except ReleaseError as exc:
         print(f"build_release: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(release))
-    print(args.out / "release.json")
+    print(manifest)
     return 0
 
 

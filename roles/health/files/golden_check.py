@@ -108,34 +108,41 @@ def check_app(golden: dict[str, Any], run: dict[str, Any], backend: str) -> dict
 
 
 def check_edgeinfer(
-    app_latent: list[float] | None, run: dict[str, Any], expect_real: bool, same_max_abs: float
+    app_latent: list[float] | None, run: dict[str, Any], expect_real: bool, same_max_abs: float, min_real: int
 ) -> dict[str, Any]:
     if run["error"]:
         return {"ok": False, "real_model": None, "reason": run["error"]}
     if app_latent is None:
         return {"ok": False, "real_model": None, "reason": "no app latent to compare EdgeInfer's with"}
-    latent = latent_of(run["answers"][0], len(app_latent))
-    if latent is None:
+    latents = [latent_of(answer, len(app_latent)) for answer in run["answers"]]
+    if any(latent is None for latent in latents):
         return {
             "ok": False,
             "real_model": None,
-            "reason": "EdgeInfer answer has no finite latent of the right length",
+            "reason": "an EdgeInfer answer has no finite latent of length 64",
         }
-    # EdgeInfer re-encodes the backend's floats as float32, so "same" allows float32 rounding;
-    # its random stub output is nowhere near the model's.
-    diff = max_abs(latent, app_latent)
-    real = diff <= same_max_abs
+    # EdgeInfer re-encodes the backend's floats as float32, so "same" allows float32 rounding; its random stub
+    # output never comes near the model's. A single stub answer among real ones is EdgeInfer's silent fallback
+    # (e.g. its 45 ms read timeout), so real answers are counted against a minimum.
+    diffs = [max_abs(latent, app_latent) for latent in latents if latent is not None]
+    same = sum(diff <= same_max_abs for diff in diffs)
+    counts = f"{same}/{len(diffs)} EdgeInfer answers equal the app's latent"
     if expect_real:
-        reason = (
-            "same latent as the app"
-            if real
-            else f"latent differs from the app's (max abs {diff:.3g}): stub output"
-        )
+        ok = same >= min_real
+        reason = counts if ok else f"{counts}, need {min_real}: EdgeInfer answers from its random stub"
     else:
-        reason = (
-            "differs from the app as expected in stub mode" if not real else "matches the app in stub mode"
+        ok = same == 0
+        reason = counts + (
+            ": stub mode, as expected" if ok else ", but stub mode (USE_REAL_MODEL=false) was expected"
         )
-    return {"ok": real == expect_real, "real_model": real, "max_abs": diff, "reason": reason}
+    return {
+        "ok": ok,
+        "real_model": same > 0,
+        "real_answers": same,
+        "answers": len(diffs),
+        "closest_max_abs": min(diffs),
+        "reason": reason,
+    }
 
 
 def main() -> int:
@@ -149,6 +156,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=5, help="timed calls per endpoint")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP call")
     parser.add_argument("--edgeinfer-same-max-abs", type=float, default=1e-5)
+    parser.add_argument(
+        "--edgeinfer-min-real", type=int, default=1, help="EdgeInfer answers that must be real"
+    )
     parser.add_argument("--expect-edgeinfer", choices=("real", "stub"), default="real")
     args = parser.parse_args()
 
@@ -164,7 +174,13 @@ def main() -> int:
     app = check_app(golden, app_run, args.backend)
     app_latent = latent_of(app_run["answers"][0], len(golden["latent"])) if app_run["answers"] else None
     edge_run = timed_calls(args.edgeinfer_url, window, max(args.calls, 1), args.timeout)
-    edge = check_edgeinfer(app_latent, edge_run, args.expect_edgeinfer == "real", args.edgeinfer_same_max_abs)
+    edge = check_edgeinfer(
+        app_latent,
+        edge_run,
+        args.expect_edgeinfer == "real",
+        args.edgeinfer_same_max_abs,
+        args.edgeinfer_min_real,
+    )
     print(
         json.dumps(
             {
