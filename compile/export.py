@@ -20,6 +20,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from compile import model as tcn
+from compile.errors import CompileError
 from compile.motifs import MotifHead
 from compile.normalization import Normalization
 
@@ -131,7 +132,10 @@ def build_onnx(
 
 
 def save_onnx(model: onnx.ModelProto, path: Path) -> None:
-    onnx.save(model, str(path))
+    try:
+        onnx.save(model, str(path))
+    except OSError as exc:
+        raise CompileError(f"{path}: cannot write ONNX ({exc.strerror})") from None
 
 
 def encode_latents(encoder: tcn.TCNEncoder, normalization: Normalization, windows: np.ndarray) -> np.ndarray:

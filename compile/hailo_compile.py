@@ -54,6 +54,8 @@ def skip_notice() -> str:
 def model_script(normalization: Normalization, calibset_size: int) -> str:
     """Model script lines as Hailo's model zoo writes them; ``normalization`` re-adds the z-score that
     precedes the translated part of the graph, so the chip takes raw values."""
+    # The input layer then quantizes raw values per tensor over the calibration range: the magnetometer
+    # (tens of uT) sets the step and small gyro signals lose resolution; the int8 figures show the cost.
     mean = ", ".join(f"{v:.9g}" for v in normalization.mean)
     std = ", ".join(f"{v:.9g}" for v in normalization.std)
     return (

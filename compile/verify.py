@@ -74,17 +74,19 @@ def verify_export(
 
 def run_source_onnx(path: Path, z_scored: np.ndarray) -> np.ndarray:
     """The user's trained ONNX on already z-scored windows, in whatever layout and batch size it declares."""
-    sess = session(path)
-    spec = sess.get_inputs()[0]
-    dims = spec.shape
-    windows = z_scored if dims[-1] == z_scored.shape[-1] else z_scored.transpose(0, 2, 1)
-    if isinstance(dims[0], int):
+    try:
+        sess = session(path)
+        spec = sess.get_inputs()[0]
+        dims = spec.shape
+        windows = z_scored if dims[-1] == z_scored.shape[-1] else z_scored.transpose(0, 2, 1)
         # Static batch (the trained encoder has batch 1): run in chunks of that size.
-        chunks = [
-            sess.run(None, {spec.name: windows[i : i + dims[0]]})[0] for i in range(0, len(windows), dims[0])
-        ]
-        return np.concatenate(chunks)
-    return sess.run(None, {spec.name: windows})[0]
+        step = dims[0] if isinstance(dims[0], int) else len(windows)
+        chunks = [sess.run(None, {spec.name: windows[i : i + step]})[0] for i in range(0, len(windows), step)]
+    except Exception as exc:  # ONNX Runtime raises its own pybind types (Fail, InvalidArgument, ...)
+        raise CompileError(
+            f"{path}: source ONNX does not run on [N, 100, 9] z-scored windows ({_first_line(exc)})"
+        ) from None
+    return np.concatenate(chunks)
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,3 +96,8 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
 def _require(value: float, what: str) -> None:
     if not value <= FLOAT_TOLERANCE:
         raise CompileError(f"verification failed: {what} max abs diff {value:.3g} > {FLOAT_TOLERANCE:g}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

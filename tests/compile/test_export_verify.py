@@ -160,3 +160,24 @@ def test_int8_proxy_reports_cosine_and_motif_agreement(default_parts, tmp_path: 
     assert 0.5 <= figures["top_motif_agreement"] <= 1.0
     # Quantization does change the numbers: a proxy that returned the float model would show exactly 0.
     assert figures["latent_max_abs"] > 0
+
+
+def test_source_onnx_that_cannot_take_a_window_is_named(trained_onnx: Path, tmp_path: Path, default_parts):
+    _, normalization, _, windows = default_parts
+    model = onnx.load(str(trained_onnx))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 50
+    path = tmp_path / "short_window.onnx"
+    onnx.save(model, str(path))
+    source = load_source(path)  # the weights still map onto the architecture
+    motifs = fit_motifs(encode_latents(source.encoder, normalization, windows), None)
+    exported = tmp_path / "export.onnx"
+    save_onnx(build_onnx(source.encoder, normalization, motifs, {}), exported)
+    with pytest.raises(CompileError, match=r"short_window\.onnx: source ONNX does not run on \[N, 100, 9\]"):
+        verify_export(exported, source, normalization, motifs, windows[:MIN_WINDOWS])
+
+
+def test_unwritable_export_target_is_named(default_parts, tmp_path: Path):
+    source, normalization, motifs, _ = default_parts
+    target = tmp_path / "missing-dir" / "m.onnx"
+    with pytest.raises(CompileError, match=r"m\.onnx: cannot write ONNX"):
+        save_onnx(build_onnx(source.encoder, normalization, motifs, {}), target)
