@@ -54,6 +54,10 @@ def parse_precisely(body: bytes) -> object:
 def parse_window(request: Request) -> np.ndarray:
     check_content_type(request)
     body = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(body) >= limit:
+        # A chunked body is cut at the limit rather than refused: say so instead of "invalid JSON".
+        raise ApiError(413, "body_too_large", f"request body is larger than the {limit}-byte limit")
     if not body.strip():
         raise bad("empty_body", 'request body is empty; expected JSON {"x": [[9 numbers] x 100]}')
     try:

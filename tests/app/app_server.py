@@ -108,7 +108,12 @@ class AppServer:
         )
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: list[tuple[str, str]] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        content_length: bool = True,
     ) -> Answer:
         """Raw http.client so headers go out exactly as given (EdgeInfer repeats Content-Type)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -116,7 +121,7 @@ class AppServer:
             conn.putrequest(method, path, skip_accept_encoding=True)
             for name, value in headers or []:
                 conn.putheader(name, value)
-            if body is not None:
+            if body is not None and content_length:
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body)
             response = conn.getresponse()

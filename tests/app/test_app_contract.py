@@ -145,6 +145,16 @@ def test_oversized_body_is_413_json(served: tuple) -> None:
     assert "131072" in answer.json()["message"]
 
 
+def test_oversized_chunked_body_is_413_json(served: tuple) -> None:
+    server, _ = served
+    chunk = b"1.0," * 10_000
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(20)) + b"0\r\n\r\n"
+    headers = [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")]
+    answer = server.request("POST", "/infer", body, headers, content_length=False)
+    assert answer.status == 413
+    assert answer.json()["error"] == "body_too_large"
+
+
 def test_unknown_path_and_method_are_json(served: tuple) -> None:
     server, _ = served
     missing = server.request("GET", "/nope")
