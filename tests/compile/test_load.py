@@ -221,8 +221,8 @@ def test_nonexistent_file(tmp_path: Path):
     assert "No such file" in _one_line(error, path)
 
 
-def test_own_bundle_onnx_is_not_a_source(trained_bundle: Path):
-    path = trained_bundle / "tcn_encoder.onnx"
+def test_own_bundle_onnx_is_not_a_source(default_bundle: Path):
+    path = default_bundle / "tcn_encoder.onnx"
     with pytest.raises(CompileError) as error:
         load_source(path)
     assert "not the TCN encoder" in _one_line(error, path)
