@@ -106,7 +106,7 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
                 )
             reference = {
                 "kind": "file",
-                "path": str(options.reference_windows),
+                "path": str(options.reference_windows.resolve()),
                 "sha256": file_digest(options.reference_windows)["sha256"],
             }
     reference["windows"] = int(windows.shape[0])

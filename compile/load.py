@@ -33,7 +33,7 @@ class LoadedSource:
     def to_metadata(self) -> dict[str, object]:
         return {
             "kind": self.kind,
-            "path": str(self.path) if self.path else None,
+            "path": str(self.path.resolve()) if self.path else None,
             "sha256": self.sha256,
             "seed": tcn.DEFAULT_SEED if self.untrained_default else None,
         }
