@@ -5,6 +5,7 @@ Runs its own 2-Pi fleet (prefix hp-test, its own subnet and inventory) so the de
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -91,6 +92,16 @@ def ssh(address: str, command: str, stdin: str | None = None) -> subprocess.Comp
     )
 
 
+def wait_for_healthz(base: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{base}/healthz", timeout=2).json() == {"ok": True}:
+                return
+        assert time.monotonic() < deadline, f"{base}/healthz did not answer within {timeout_s:.0f} s"
+        time.sleep(0.2)
+
+
 def test_inventory_names_every_pi_and_ansible_reaches_them(client, spec, tmp_path, monkeypatch):
     inventory = yaml.safe_load(Path(spec.inventory_path).read_text())
     pis = inventory["all"]["children"]["pis"]
@@ -159,11 +170,12 @@ def test_env_edit_and_recreate_puts_edgeinfer_on_a_backend_on_the_pi(client, spe
         "sed -i -e 's|^USE_REAL_MODEL=false|USE_REAL_MODEL=true|' "
         "-e 's|^MODEL_BACKEND_URL=[^ ]*|MODEL_BACKEND_URL=http://host.docker.internal:8000/infer|' .env && "
         "echo COMPOSE_FILE=docker-compose.yml:docker-compose.hailo-pipeline.yml >> .env && "
-        "docker compose up --detach --wait edge-infer"
+        "docker compose up --detach edge-infer"
     )
     recreated = ssh(address, edit, stdin=OVERRIDE)
     assert recreated.returncode == 0, recreated.stderr
     base = f"http://{address}:8080"
+    wait_for_healthz(base)  # a recreated EdgeInfer takes a moment to listen again
     assert requests.get(f"{base}/api/v1/analysis/motifs", timeout=5).json()["useReal"] is True
     # EdgeInfer's 45 ms budget is real; a busy CI machine can miss it once (EdgeInfer hides that as a stub).
     latents = [requests.post(f"{base}/api/v1/analysis/infer", json={"x": WINDOW}, timeout=5).json()["latent"]]
