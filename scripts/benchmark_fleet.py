@@ -1,0 +1,134 @@
+"""Wall time of the fleet playbooks on the simulated fleet, against the rollout targets (issue 5).
+
+For each fleet size (default 2, 4 and 8 Pis) the fleet is recreated from clean images and `site.yml` is timed;
+on 4 Pis the idempotent re-run, a deploy of a second model version and a fleet `rollback.yml` are timed too.
+The control-host build (bundle + wheelhouse) is made once beforehand and timed on its own: every size then
+measures the fleet work only. Prints one line per figure and a JSON summary (also written to
+reports/benchmark_fleet.json).
+
+    python scripts/benchmark_fleet.py [--sizes 2 4 8]
+
+Targets: 4 Pis from clean <= 6 min, re-run <= 25% of that, rollback <= 60 s, 8 Pis <= 1.5x the time of 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fleet_runner import REPO, PlaybookRun, run_playbook
+
+TARGET_4_CLEAN_S = 360.0
+TARGET_RERUN_RATIO = 0.25
+TARGET_ROLLBACK_S = 60.0
+TARGET_SCALING = 1.5
+
+
+class BenchmarkError(RuntimeError):
+    """A run the figures depend on did not succeed."""
+
+
+def simfleet(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "simfleet", *args], cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BenchmarkError(
+            f"simfleet {' '.join(args)} failed: {(proc.stdout + proc.stderr).strip()[-300:]}"
+        )
+
+
+def checked(run: PlaybookRun) -> float:
+    failed = run.hosts_with("failures") | run.hosts_with("dark")
+    if run.rc != 0 or failed:
+        raise BenchmarkError(f"{run.playbook} failed (rc {run.rc}, failed/unreachable: {sorted(failed)})")
+    return run.wall_s
+
+
+def second_model_windows(folder: Path) -> str:
+    """Reference windows that give the default model a new bundle version (a 'new model' to deploy)."""
+    rng = np.random.default_rng(7)
+    path = folder / "benchmark_windows.npy"
+    np.save(path, rng.normal(0.0, 1.0, size=(16, 100, 9)).astype(np.float32))
+    return str(path)
+
+
+def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each target with its measured value and met / not met (not measured when a figure is missing)."""
+    checks = {
+        "clean_4_pis_s": ("4 Pis from clean <= 6 min", figures.get("clean_4_s"), TARGET_4_CLEAN_S),
+        "rerun_ratio": (
+            "idempotent re-run <= 25% of the clean deploy",
+            figures["rerun_4_s"] / figures["clean_4_s"] if "rerun_4_s" in figures else None,
+            TARGET_RERUN_RATIO,
+        ),
+        "rollback_s": ("fleet rollback <= 60 s", figures.get("rollback_4_s"), TARGET_ROLLBACK_S),
+        "scaling_8_vs_2": (
+            "8 Pis <= 1.5x the time of 2",
+            figures["clean_8_s"] / figures["clean_2_s"]
+            if {"clean_8_s", "clean_2_s"} <= figures.keys()
+            else None,
+            TARGET_SCALING,
+        ),
+    }
+    return {
+        key: {
+            "target": title,
+            "value": value,
+            "limit": limit,
+            "status": "not measured" if value is None else ("met" if value <= limit else "not met"),
+        }
+        for key, (title, value, limit) in checks.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4, 8], help="fleet sizes to time")
+    args = parser.parse_args(argv)
+    if any(size < 1 for size in args.sizes):
+        parser.error("--sizes must be positive")
+    figures: dict[str, float] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
+            simfleet("images")
+            started = time.monotonic()
+            figures["build_s"] = checked(
+                run_playbook("playbooks/build.yml", extravars={"pi_architecture": "x86_64"})
+            )
+            for size in sorted(args.sizes):
+                simfleet("down")
+                simfleet("up", "--pis", str(size))
+                figures[f"clean_{size}_s"] = checked(run_playbook("site.yml"))
+                print(f"site.yml from clean on {size} Pis: {figures[f'clean_{size}_s']:.1f} s", flush=True)
+                if size != 4:
+                    continue
+                figures["rerun_4_s"] = checked(run_playbook("site.yml"))
+                print(f"idempotent re-run on 4 Pis: {figures['rerun_4_s']:.1f} s", flush=True)
+                new_model = {"model_reference_windows": second_model_windows(Path(tmp))}
+                figures["new_version_4_s"] = checked(run_playbook("site.yml", extravars=new_model))
+                print(f"new model version on 4 Pis: {figures['new_version_4_s']:.1f} s", flush=True)
+                figures["rollback_4_s"] = checked(run_playbook("rollback.yml"))
+                print(f"fleet rollback on 4 Pis: {figures['rollback_4_s']:.1f} s", flush=True)
+            figures["total_s"] = time.monotonic() - started
+    except BenchmarkError as exc:
+        print(f"benchmark_fleet: {exc}", file=sys.stderr)
+        return 1
+    summary = {"figures_s": figures, "targets": judge(figures)}
+    for entry in summary["targets"].values():
+        value = "-" if entry["value"] is None else f"{entry['value']:.2f}"
+        print(f"{entry['target']}: {value} (limit {entry['limit']}) -> {entry['status']}")
+    out = REPO / "reports" / "benchmark_fleet.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

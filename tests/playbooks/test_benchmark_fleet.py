@@ -1,0 +1,26 @@
+"""benchmark_fleet's verdicts on the rollout targets from measured wall times."""
+
+from benchmark_fleet import judge
+
+
+def test_targets_met_not_met_and_not_measured():
+    verdicts = judge({"clean_2_s": 100.0, "clean_4_s": 300.0, "rerun_4_s": 90.0, "clean_8_s": 160.0})
+    assert verdicts["clean_4_pis_s"]["status"] == "met"
+    assert verdicts["rerun_ratio"]["value"] == 0.3
+    assert verdicts["rerun_ratio"]["status"] == "not met"
+    assert verdicts["scaling_8_vs_2"]["value"] == 1.6
+    assert verdicts["scaling_8_vs_2"]["status"] == "not met"
+    assert verdicts["rollback_s"] == {
+        "target": "fleet rollback <= 60 s",
+        "value": None,
+        "limit": 60.0,
+        "status": "not measured",
+    }
+
+
+def test_limits_are_inclusive():
+    verdicts = judge({"clean_4_s": 360.0, "rerun_4_s": 90.0, "rollback_4_s": 60.0})
+    assert verdicts["clean_4_pis_s"]["status"] == "met"
+    assert verdicts["rerun_ratio"]["status"] == "met"
+    assert verdicts["rollback_s"]["status"] == "met"
+    assert verdicts["scaling_8_vs_2"]["status"] == "not measured"
