@@ -1,26 +1,33 @@
-"""The simulated 3-Pi fleet for the end-to-end tests, and the playbook driver (ansible-runner) they use."""
+"""The simulated 3-Pi fleet for the end-to-end tests, and the playbook driver (ansible-runner) they use.
+
+The tests bring up their own fleet (prefix hp-e2e, its own subnet and inventory) so the demo fleet
+(`python -m simfleet up`) and other suites' fleets stay untouched.
+"""
 
 from __future__ import annotations
 
-import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fleet_state import Fleet, fleet_spec
+
+from simfleet import engine, images
+from simfleet import fleet as simfleet
 
 REPO = Path(__file__).resolve().parents[2]
+# The tests drive playbooks with scripts/fleet_runner.py, as the scripts do.
 sys.path.insert(0, str(REPO / "scripts"))
-
-from fleet_state import Fleet  # noqa: E402 - after the path setup above
 
 
 @pytest.fixture(scope="session")
-def fleet() -> Fleet:
-    """A fresh fleet: `simfleet down` then `up --pis 3`, so the first deploy starts from clean Pis."""
-    for args in (["down"], ["up", "--pis", "3"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "simfleet", *args], cwd=REPO, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"simfleet {' '.join(args)} failed: {proc.stdout}{proc.stderr}")
-    return Fleet(["hp-pi-1", "hp-pi-2", "hp-pi-3"])
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Three clean Pis (removed and recreated), so the first deploy starts from scratch."""
+    client = engine.ensure_engine()
+    images.build_images(client)
+    spec = fleet_spec(tmp_path_factory.mktemp("e2e-inventory"), prefix="hp-e2e", subnet="10.213.9.0/24")
+    simfleet.down(client, spec)
+    simfleet.up(client, 3, spec)
+    yield Fleet(client, spec, 3)
+    simfleet.down(client, spec)

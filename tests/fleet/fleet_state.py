@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import docker
 
+from simfleet import fleet as simfleet
+
 REPO = Path(__file__).resolve().parents[2]
 ROOT = "/opt/hailo_pipeline"
-EDGEINFER_PROJECT = "/home/pi/pisrv_vapor_docker"
+
+
+def fleet_spec(folder: Path, prefix: str, subnet: str) -> simfleet.FleetSpec:
+    """A separate simulated fleet whose inventory (in `folder`) also loads the local fleet's group_vars."""
+    (folder / "group_vars").symlink_to(REPO / "inventory" / "local" / "group_vars")
+    return simfleet.FleetSpec(prefix=prefix, subnet=subnet, inventory_path=folder / "hosts.yml")
 
 
 class Fleet:
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.client = docker.from_env()
+    def __init__(self, client: docker.DockerClient, spec: simfleet.FleetSpec, count: int) -> None:
+        self.client = client
+        self.spec = spec
+        self.names = [spec.pi_name(index) for index in range(1, count + 1)]
+        self.inventory = spec.inventory_path
+        # The tests' fleet reports, apart from the demo's reports/.
+        self.reports_dir = spec.inventory_path.parent / "reports"
+
+    def latest_report(self) -> dict[str, Any]:
+        return json.loads((self.reports_dir / "latest" / "fleet_report.json").read_text())
 
     def sh(self, pi: str, command: str) -> tuple[int, str]:
         result = self.client.containers.get(pi).exec_run(["sh", "-c", command], user="root")
@@ -51,11 +63,11 @@ class Fleet:
     def bundle_file(self, pi: str, release: str, name: str) -> str:
         return f"{ROOT}/releases/{release}/bundle/{name}"
 
-    def simfleet(self, *args: str) -> None:
-        proc = subprocess.run(
-            [sys.executable, "-m", "simfleet", *args], cwd=REPO, capture_output=True, text=True, check=False
-        )
-        assert proc.returncode == 0, f"simfleet {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    def stop(self, pi: str) -> None:
+        simfleet.stop(self.client, pi, self.spec)
+
+    def start(self, pi: str) -> None:
+        simfleet.start(self.client, pi, self.spec)
 
     def wait_ssh(self, pi: str, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -64,10 +76,6 @@ class Fleet:
                 return
             time.sleep(1)
         raise AssertionError(f"{pi}: sshd not active after {timeout_s} s")
-
-
-def latest_report() -> dict[str, Any]:
-    return json.loads((REPO / "reports" / "latest" / "fleet_report.json").read_text())
 
 
 def built_release() -> dict[str, Any]:

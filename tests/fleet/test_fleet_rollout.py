@@ -8,6 +8,7 @@ the fleet report JSON, and from the Pis themselves; never from ansible-playbook'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,9 +17,20 @@ from fleet_state import Fleet, built_release, latest_report, write_reference_win
 
 pytestmark = pytest.mark.fleet
 
-PIS = ["hp-pi-1", "hp-pi-2", "hp-pi-3"]
+PI1, PI2, PI3 = (f"hp-e2e-pi-{index}" for index in (1, 2, 3))  # the fleet fixture's Pis; PI1 is the canary
 # What earlier tests leave for later ones (release names, timings).
 STATE: dict[str, Any] = {}
+
+
+@pytest.fixture
+def play(fleet: Fleet) -> Callable[..., PlaybookRun]:
+    """run_playbook against the test fleet's inventory."""
+
+    def run(playbook: str, extravars: dict[str, Any] | None = None, **kwargs: Any) -> PlaybookRun:
+        extravars = {"reports_dir": str(fleet.reports_dir), **(extravars or {})}
+        return run_playbook(playbook, inventory=fleet.inventory, extravars=extravars, **kwargs)
+
+    return run
 
 
 def starts_task(event: dict[str, Any], host: str, task_prefix: str) -> bool:
@@ -31,7 +43,7 @@ def starts_task(event: dict[str, Any], host: str, task_prefix: str) -> bool:
 
 
 def assert_all_on(fleet: Fleet, release: str, report: dict[str, Any]) -> None:
-    for pi in PIS:
+    for pi in fleet.names:
         assert fleet.current_release(pi) == release, pi
         assert report["hosts"][pi]["release"] == release, pi
         assert report["hosts"][pi]["healthy"] is True, report["hosts"][pi]
@@ -45,134 +57,132 @@ def assert_clean_run(run: PlaybookRun) -> None:
     assert run.hosts_with("dark") == set()
 
 
-def test_fresh_deploy_brings_every_pi_onto_the_real_model(fleet: Fleet):
-    run = run_playbook("site.yml")
+def test_fresh_deploy_brings_every_pi_onto_the_real_model(fleet: Fleet, play):
+    run = play("site.yml")
     assert_clean_run(run)
     release = built_release()["release"]
-    report = latest_report()
-    assert sorted(report["hosts"]) == PIS
+    report = fleet.latest_report()
+    assert sorted(report["hosts"]) == fleet.names
     assert_all_on(fleet, release, report)
     assert report["summary"]["rolled_back"] == []
-    for pi in PIS:
+    for pi in fleet.names:
         assert report["hosts"][pi]["backend"] == "cpu"  # no accelerator in a simulated Pi
         assert report["hosts"][pi]["accelerator"] is None
         assert fleet.app_health(pi)["status"] == "ok"
     STATE.update(release_a=release, fresh_s=run.wall_s)
 
 
-def test_rerun_changes_nothing_and_is_faster(fleet: Fleet):
-    run = run_playbook("site.yml")
+def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
+    run = play("site.yml")
     assert_clean_run(run)
-    changed = {host: run.count("changed", host) for host in [*PIS, "localhost"]}
+    changed = {host: run.count("changed", host) for host in [*fleet.names, "localhost"]}
     assert changed == dict.fromkeys(changed, 0)
     assert run.wall_s < STATE["fresh_s"], (run.wall_s, STATE["fresh_s"])
-    assert_all_on(fleet, STATE["release_a"], latest_report())
+    assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
 
 
-def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, tmp_path):
+def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, play, tmp_path):
     windows = write_reference_windows(tmp_path / "windows_b.npy", seed=2)
     corrupted: list[str] = []
 
     def corrupt_pi3_bundle(event: dict[str, Any]) -> None:
         # The bundle has just been copied to hp-pi-3; the venv is built next and the bundle verified after it.
-        if not corrupted and starts_task(event, "hp-pi-3", "Release | create the venv"):
+        if not corrupted and starts_task(event, PI3, "Release | create the venv"):
             release = built_release()["release"]
-            path = fleet.bundle_file("hp-pi-3", release, "tcn_encoder.onnx")
-            code, out = fleet.sh("hp-pi-3", f"printf 'bitrot' >> {path}")
+            path = fleet.bundle_file(PI3, release, "tcn_encoder.onnx")
+            code, out = fleet.sh(PI3, f"printf 'bitrot' >> {path}")
             assert code == 0, out
             corrupted.append(path)
 
-    run = run_playbook(
-        "site.yml", extravars={"model_reference_windows": str(windows)}, on_event=corrupt_pi3_bundle
-    )
+    run = play("site.yml", extravars={"model_reference_windows": str(windows)}, on_event=corrupt_pi3_bundle)
     release_b = built_release()["release"]
     assert release_b != STATE["release_a"]
     assert corrupted, "the deploy never reached hp-pi-3's venv step"
     assert run.rc != 0
-    assert run.hosts_with("failures") == {"hp-pi-3"}
-    assert "hp-pi-3" in run.hosts_with("rescued")
+    assert run.hosts_with("failures") == {PI3}
+    assert PI3 in run.hosts_with("rescued")
     assert run.hosts_with("dark") == set()
 
-    report = latest_report()
-    pi3 = report["hosts"]["hp-pi-3"]
+    report = fleet.latest_report()
+    pi3 = report["hosts"][PI3]
     assert pi3["rolled_back"] is True
     assert pi3["outcome"] == "rolled_back"
     assert pi3["release"] == STATE["release_a"]
     assert pi3["healthy"] is True and pi3["edgeinfer_real_model"] is True
     assert "bundle" in pi3["failure"].lower()
-    assert fleet.current_release("hp-pi-3") == STATE["release_a"]
-    assert fleet.edgeinfer_running_env("hp-pi-3").get("USE_REAL_MODEL") == "true"
-    assert fleet.app_health("hp-pi-3")["model_version"] == STATE["release_a"].rsplit("-", 1)[0]
-    for pi in ("hp-pi-1", "hp-pi-2"):
+    assert fleet.current_release(PI3) == STATE["release_a"]
+    assert fleet.edgeinfer_running_env(PI3).get("USE_REAL_MODEL") == "true"
+    assert fleet.app_health(PI3)["model_version"] == STATE["release_a"].rsplit("-", 1)[0]
+    for pi in (PI1, PI2):
         assert fleet.current_release(pi) == release_b
         assert report["hosts"][pi]["release"] == release_b
         assert report["hosts"][pi]["rolled_back"] is False
         assert report["hosts"][pi]["healthy"] is True
-    assert report["summary"]["rolled_back"] == ["hp-pi-3"]
+    assert report["summary"]["rolled_back"] == [PI3]
     STATE["release_b"] = release_b
 
 
-def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fleet: Fleet, tmp_path):
+def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fleet: Fleet, play, tmp_path):
     windows = write_reference_windows(tmp_path / "windows_c.npy", seed=3)
     stopped: list[str] = []
 
     def stop_pi2(event: dict[str, Any]) -> None:
-        if not stopped and starts_task(event, "hp-pi-2", "Release | create the venv"):
-            fleet.simfleet("stop", "hp-pi-2")
-            stopped.append("hp-pi-2")
+        if not stopped and starts_task(event, PI2, "Release | create the venv"):
+            fleet.stop(PI2)
+            stopped.append(PI2)
 
-    run = run_playbook("site.yml", extravars={"model_reference_windows": str(windows)}, on_event=stop_pi2)
+    run = play("site.yml", extravars={"model_reference_windows": str(windows)}, on_event=stop_pi2)
     release_c = built_release()["release"]
     assert stopped, "the deploy never reached hp-pi-2's venv step"
-    assert run.hosts_with("dark") == {"hp-pi-2"}
+    assert run.hosts_with("dark") == {PI2}
     assert run.hosts_with("failures") == set()
-    report = latest_report()
-    assert report["hosts"]["hp-pi-2"]["reachable"] is False
-    assert report["summary"]["unreachable"] == ["hp-pi-2"]
-    for pi in ("hp-pi-1", "hp-pi-3"):
+    report = fleet.latest_report()
+    assert report["hosts"][PI2]["reachable"] is False
+    assert report["summary"]["unreachable"] == [PI2]
+    for pi in (PI1, PI3):
         assert fleet.current_release(pi) == release_c
         assert report["hosts"][pi]["healthy"] is True
 
-    fleet.simfleet("start", "hp-pi-2")
-    fleet.wait_ssh("hp-pi-2")
-    rerun = run_playbook("site.yml", extravars={"model_reference_windows": str(windows)})
+    fleet.start(PI2)
+    fleet.wait_ssh(PI2)
+    rerun = play("site.yml", extravars={"model_reference_windows": str(windows)})
     assert_clean_run(rerun)
-    assert_all_on(fleet, release_c, latest_report())
+    assert_all_on(fleet, release_c, fleet.latest_report())
     STATE.update(release_c=release_c, windows_c=str(windows))
 
 
-def test_rollback_goes_to_each_pis_previous_release_and_the_kill_switch_works(fleet: Fleet):
-    previous = {pi: fleet.history(pi)["previous"] for pi in PIS}
+def test_rollback_goes_to_each_pis_previous_release_and_the_kill_switch_works(fleet: Fleet, play):
+    previous = {pi: fleet.history(pi)["previous"] for pi in fleet.names}
     assert all(previous.values()), previous
-    run = run_playbook("rollback.yml")
+    run = play("rollback.yml")
     assert_clean_run(run)
-    report = latest_report()
-    for pi in PIS:
+    report = fleet.latest_report()
+    for pi in fleet.names:
         assert fleet.current_release(pi) == previous[pi]
         assert report["hosts"][pi]["release"] == previous[pi]
         assert report["hosts"][pi]["rolled_back"] is True
         assert report["hosts"][pi]["healthy"] is True
         assert report["hosts"][pi]["edgeinfer_real_model"] is True
 
-    stub = run_playbook("rollback.yml", extravars={"stub_mode": True})
+    stub = play("rollback.yml", extravars={"stub_mode": True})
     assert_clean_run(stub)
-    report = latest_report()
-    for pi in PIS:
+    report = fleet.latest_report()
+    for pi in fleet.names:
         assert fleet.edgeinfer_running_env(pi).get("USE_REAL_MODEL") == "false"
         assert report["hosts"][pi]["edgeinfer_real_model"] is False
         assert report["hosts"][pi]["outcome"] == "stub_mode"
         assert fleet.current_release(pi) == previous[pi]  # the kill switch leaves the app alone
 
-    back = run_playbook("rollback.yml", extravars={"stub_mode": False}, limit="hp-pi-1,hp-pi-2,hp-pi-3")
+    back = play("rollback.yml", extravars={"stub_mode": False}, limit=",".join(fleet.names))
     assert_clean_run(back)
-    report = latest_report()
-    for pi in PIS:
+    report = fleet.latest_report()
+    for pi in fleet.names:
         assert fleet.edgeinfer_running_env(pi).get("USE_REAL_MODEL") == "true"
         assert report["hosts"][pi]["edgeinfer_real_model"] is True
         assert fleet.current_release(pi) == previous[pi]
 
 
-def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_converges(fleet: Fleet):
+def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_converges(fleet: Fleet, play):
     seen: list[str] = []
 
     def rolling_batch_is_switching() -> bool:
@@ -180,21 +190,19 @@ def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_conver
 
     def watch(event: dict[str, Any]) -> None:
         # Kill once the rolling batch is inside the app switch (current symlink / history / restart).
-        if any(starts_task(event, pi, "Activate | rename current.tmp") for pi in ("hp-pi-2", "hp-pi-3")):
+        if any(starts_task(event, pi, "Activate | rename current.tmp") for pi in (PI2, PI3)):
             seen.append("switching")
 
     extravars = {"model_reference_windows": STATE["windows_c"]}
-    killed = run_playbook(
-        "site.yml", extravars=extravars, on_event=watch, cancel_when=rolling_batch_is_switching
-    )
+    killed = play("site.yml", extravars=extravars, on_event=watch, cancel_when=rolling_batch_is_switching)
     assert killed.status == "canceled", killed.status
-    for pi in PIS:
+    for pi in fleet.names:
         release = fleet.current_release(pi)
         assert fleet.release_complete(pi, release), f"{pi}: current points at incomplete {release}"
 
-    rerun = run_playbook("site.yml", extravars=extravars)
+    rerun = play("site.yml", extravars=extravars)
     assert_clean_run(rerun)
-    assert_all_on(fleet, STATE["release_c"], latest_report())
-    for pi in PIS:
+    assert_all_on(fleet, STATE["release_c"], fleet.latest_report())
+    for pi in fleet.names:
         assert fleet.app_health(pi)["model_version"] == STATE["release_c"].rsplit("-", 1)[0]
         assert fleet.history(pi)["current"] == STATE["release_c"]
