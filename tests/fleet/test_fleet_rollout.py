@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import Fleet, built_release, latest_report, write_reference_windows
+from fleet_state import Fleet, built_release, write_reference_windows
 
 pytestmark = pytest.mark.fleet
 
