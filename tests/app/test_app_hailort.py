@@ -237,7 +237,10 @@ def test_gunicorn_workers_share_the_chip_through_the_service(hailo_bundle: Path,
         server.wait_ready()
         master = server.process.pid
     created = [e for e in events(log) if e["event"] == "vdevice"]
-    assert len({e["pid"] for e in created}) == 2 and master not in {e["pid"] for e in created}
+    assert len({e["pid"] for e in created}) == 2 and master not in {e["pid"] for e in created}, (
+        events(log),
+        server.log(),
+    )
     assert all(e["multi_process_service"] and e["group_id"] == "SHARED" for e in created)
 
 
