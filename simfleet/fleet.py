@@ -22,7 +22,7 @@ from docker.models.containers import Container
 from simfleet import inventory
 from simfleet.images import PI_IMAGE, ROLE_LABEL
 from simfleet.paths import inventory_file
-from simfleet.sshkey import ensure_ssh_key
+from simfleet.sshkey import ensure_ssh_key, public_key
 
 FLEET_LABEL = "io.hailo-pipeline.simfleet.fleet"
 CONFIG_LABEL = "io.hailo-pipeline.simfleet.config"
@@ -127,6 +127,18 @@ def _create_pi(client: docker.DockerClient, spec: FleetSpec, name: str) -> Conta
     )
 
 
+def _authorize_key(container: Container) -> None:
+    """Let this checkout's test key log in as pi (idempotent; another checkout's key stays valid too)."""
+    script = (
+        'set -e; f=/home/pi/.ssh/authorized_keys; touch "$f"; grep -qxF "$KEY" "$f" || echo "$KEY" >> "$f"; '
+        'chown pi:pi "$f"; chmod 0600 "$f"'
+    )
+    key = public_key().decode().strip()
+    result = container.exec_run(["sh", "-c", script], environment={"KEY": key})
+    if result.exit_code != 0:
+        raise FleetError(f"could not authorize the test key on {container.name}: {result.output.decode()}")
+
+
 def ssh_answers(address: str) -> bool:
     try:
         with socket.create_connection((address, 22), timeout=1.0) as sock:
@@ -196,9 +208,10 @@ def up(client: docker.DockerClient, count: int, spec: FleetSpec | None = None) -
             _remove_pi(client, spec, container)
             container = None
         if container is None:
-            _create_pi(client, spec, name)
+            container = _create_pi(client, spec, name)
         elif container.status != "running":
             container.start()
+        _authorize_key(container)
     for name, seconds in sorted(_wait_ready(client, spec, wanted, started).items(), key=lambda kv: kv[1]):
         print(f"simfleet: {name} ready after {seconds:.1f} s", flush=True)
     return inventory.write({name: spec.address(name) for name in wanted}, key_path, spec.inventory_path)

@@ -25,7 +25,6 @@ from simfleet import container_prep
 from simfleet.paths import PACKAGE_DIR
 from simfleet.rootfs import RootfsSpec, cache_lock, ensure_rootfs, tar_stream
 from simfleet.specs import PI_ROOTFS, STANDIN_ROOTFS
-from simfleet.sshkey import public_key
 
 PI_IMAGE = "local/hp-pi:bookworm"
 STANDIN_IMAGE = "local/hp-edgeinfer-standin:latest"
@@ -196,7 +195,6 @@ def pi_plan(client: docker.DockerClient, base: Image, standin: Image) -> BuildPl
             "pisrv_vapor_docker/env.example": "pisrv_vapor_docker/.env.example",
         },
     )
-    files["authorized_keys"] = public_key()
     files["hp-edgeinfer-standin.id"] = standin.id.encode() + b"\n"
 
     def populate(context: Path) -> None:
