@@ -27,7 +27,8 @@ WINDOW = [[float(r + c) for c in range(9)] for r in range(100)]
 PROJECT = "/home/pi/pisrv_vapor_docker"
 BACKEND_LATENT = [round(0.01 * i, 2) for i in range(64)]
 
-# A model backend on the Pi host, as the app will be: EdgeInfer must reach it through host.docker.internal.
+# A model backend on the Pi host where DESIGN.md binds the app (docker0 gateway, unreachable from off the Pi):
+# EdgeInfer must reach it through host.docker.internal.
 FAKE_BACKEND = f"""
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +41,7 @@ class H(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(BODY)))
         self.end_headers()
         self.wfile.write(BODY)
-ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+ThreadingHTTPServer(("172.17.0.1", 8000), H).serve_forever()
 """
 
 OVERRIDE = """services:
@@ -163,7 +164,13 @@ def test_env_edit_and_recreate_puts_edgeinfer_on_a_backend_on_the_pi(client, spe
     """The edgeinfer_backend role's path: .env + override file, recreate, EdgeInfer calls the Pi host."""
     address = spec.address("hp-test-pi-1")
     assert ssh(address, "cat > /tmp/fake_backend.py", stdin=FAKE_BACKEND).returncode == 0
-    started = ssh(address, "sudo systemd-run --unit=hp-fake-backend /usr/bin/python3 /tmp/fake_backend.py")
+    started = ssh(
+        address,
+        "sudo systemd-run --unit=hp-fake-backend /usr/bin/python3 /tmp/fake_backend.py && "
+        # systemd-run returns before python listens (over a second on a loaded machine).
+        "for i in $(seq 100); do curl -fs -o /dev/null -d '{}' http://172.17.0.1:8000/infer && exit 0; "
+        "sleep 0.2; done; exit 1",
+    )
     assert started.returncode == 0, started.stderr
     edit = (
         f"cd {PROJECT} && cat > docker-compose.hailo-pipeline.yml && "
