@@ -89,11 +89,13 @@ def run_playbook(
             cancel_callback=cancel_when,
             quiet=not os.environ.get("FLEET_RUNNER_VERBOSE"),
         )
-    return PlaybookRun(
-        playbook=playbook,
-        rc=int(runner.rc),
-        status=str(runner.status),
-        wall_s=time.monotonic() - started,
-        stats=dict(runner.stats or {}),
-        events=events,
-    )
+        # stats are read from the artifacts under the private folder: before it goes away.
+        stats = dict(runner.stats or {}) if runner.status != "canceled" else {}
+        return PlaybookRun(
+            playbook=playbook,
+            rc=int(runner.rc),
+            status=str(runner.status),
+            wall_s=time.monotonic() - started,
+            stats=stats,
+            events=events,
+        )
