@@ -13,7 +13,7 @@ import pytest
 from app_server import AppServer
 
 
-@pytest.fixture(scope="module", params=["default", "trained"])
+@pytest.fixture(scope="module", params=["default", pytest.param("trained", marks=pytest.mark.shared)])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     bundle: Path = request.getfixturevalue(f"{request.param}_bundle")
     server = AppServer(bundle, tmp_path_factory.mktemp(f"server-{request.param}"), workers=2).start()
@@ -43,6 +43,7 @@ def test_edgeinfer_request_exactly_as_sent(served: tuple) -> None:
     assert b"NaN" not in answer.body and b"Infinity" not in answer.body
 
 
+@pytest.mark.shared
 def test_same_window_same_answer_and_shared_samples(served: tuple, samples: dict) -> None:
     """Stub output never repeats; the model's does. Every good shared sample is answered."""
     server, _ = served
@@ -53,6 +54,7 @@ def test_same_window_same_answer_and_shared_samples(served: tuple, samples: dict
         assert first.json()["latent"] == second.json()["latent"]
 
 
+@pytest.mark.shared
 def test_105_row_sample_is_rejected(served: tuple, samples: dict) -> None:
     server, _ = served
     answer = server.post_json(samples["bad_105_rows_imu_sample"], content_types=2)
