@@ -7,6 +7,7 @@ so none of them parses ansible-playbook's text output.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -80,6 +81,8 @@ def run_playbook(
             private_data_dir=private,
             project_dir=str(REPO),
             playbook=playbook,
+            # The ansible-playbook next to this interpreter (the venv's), whatever PATH says.
+            binary=str(Path(sys.executable).parent / "ansible-playbook"),
             inventory=str(Path(inventory).resolve()),
             extravars=dict(extravars or {}),
             limit=limit,
@@ -93,6 +96,8 @@ def run_playbook(
         stats = dict(runner.stats or {}) if runner.status != "canceled" else {}
         return PlaybookRun(
             playbook=playbook,
+            # The ansible-playbook next to this interpreter (the venv's), whatever PATH says.
+            binary=str(Path(sys.executable).parent / "ansible-playbook"),
             rc=int(runner.rc),
             status=str(runner.status),
             wall_s=time.monotonic() - started,
