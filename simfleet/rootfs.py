@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from simfleet.engine import find_tool
 from simfleet.paths import CACHE_DIR
 
 SUITE = "bookworm"
@@ -90,8 +91,11 @@ def debian_mirror() -> str:
 
 
 def _debootstrap(spec: RootfsSpec, target: Path) -> None:
+    debootstrap = find_tool("debootstrap")
+    if debootstrap is None:
+        raise RuntimeError("debootstrap is not installed (python -m simfleet engine installs it)")
     cmd = [
-        "debootstrap",
+        debootstrap,
         f"--variant={spec.variant}",
         f"--include={','.join(sorted(spec.packages))}",
         spec.suite,
