@@ -49,9 +49,10 @@ def test_url_already_ending_in_infer_is_used_as_is(backend, run_standin):
     assert backend.requests[0]["path"] == "/infer"
 
 
-def test_slow_backend_falls_back_to_random_output_silently(backend, run_standin):
+@pytest.mark.parametrize("delay_s", [0.08, 0.3])
+def test_slow_backend_falls_back_to_random_output_silently(backend, run_standin, delay_s):
     backend.answer_json({"latent": LATENT, "motif_scores": MOTIFS})
-    backend.delay_s = 0.2  # well past EdgeInfer's 45 ms read timeout
+    backend.delay_s = delay_s  # past EdgeInfer's 45 ms read timeout
     base = run_standin({"USE_REAL_MODEL": "true", "MODEL_BACKEND_URL": backend.url})
     first, second = infer(base, {"x": WINDOW}), infer(base, {"x": WINDOW})
     assert first.status_code == second.status_code == 200
@@ -79,6 +80,17 @@ def test_any_bad_backend_answer_falls_back_to_stub(backend, run_standin, status,
     answer = infer(base, {"x": WINDOW})
     assert answer.status_code == 200
     assert_stub_shaped(answer.json())
+    assert answer.json()["latent"] != LATENT
+    assert len(backend.requests) == 1
+
+
+def test_backend_timeout_ms_bounds_the_whole_call(backend, run_standin):
+    backend.answer_json({"latent": LATENT, "motif_scores": MOTIFS})
+    base = run_standin(
+        {"USE_REAL_MODEL": "true", "MODEL_BACKEND_URL": backend.url, "BACKEND_TIMEOUT_MS": "0"}
+    )
+    answer = infer(base, {"x": WINDOW})
+    assert answer.status_code == 200
     assert answer.json()["latent"] != LATENT
     assert len(backend.requests) == 1
 
