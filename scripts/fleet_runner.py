@@ -81,13 +81,16 @@ def run_playbook(
             private_data_dir=private,
             project_dir=str(REPO),
             playbook=playbook,
-            # The ansible-playbook next to this interpreter (the venv's), whatever PATH says.
-            binary=str(Path(sys.executable).parent / "ansible-playbook"),
             inventory=str(Path(inventory).resolve()),
             extravars=dict(extravars or {}),
             limit=limit,
             tags=tags,
-            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"},
+            envvars={
+                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_FORCE_COLOR": "0",
+                # The ansible-playbook next to this interpreter (the venv's) first, whatever PATH says.
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            },
             event_handler=handle,
             cancel_callback=cancel_when,
             quiet=not os.environ.get("FLEET_RUNNER_VERBOSE"),
@@ -96,8 +99,6 @@ def run_playbook(
         stats = dict(runner.stats or {}) if runner.status != "canceled" else {}
         return PlaybookRun(
             playbook=playbook,
-            # The ansible-playbook next to this interpreter (the venv's), whatever PATH says.
-            binary=str(Path(sys.executable).parent / "ansible-playbook"),
             rc=int(runner.rc),
             status=str(runner.status),
             wall_s=time.monotonic() - started,
