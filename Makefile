@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIS ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Molecule and ansible-runner start ansible-playbook from PATH: it must be the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: demo test setup engine fleet fleet-down lint unit molecule fleet-test benchmark clean
 
