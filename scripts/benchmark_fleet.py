@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fleet_runner import REPO, PlaybookRun, run_playbook
 
 TARGET_4_CLEAN_S = 360.0
@@ -50,11 +49,14 @@ def checked(run: PlaybookRun) -> float:
     return run.wall_s
 
 
-def second_model_windows(folder: Path) -> str:
-    """Reference windows that give the default model a new bundle version (a 'new model' to deploy)."""
-    rng = np.random.default_rng(7)
-    path = folder / "benchmark_windows.npy"
-    np.save(path, rng.normal(0.0, 1.0, size=(16, 100, 9)).astype(np.float32))
+def second_model_config(folder: Path) -> str:
+    """A model_config.json with other normalization: a new bundle version of the default model to deploy."""
+    from compile.normalization import default_normalization
+
+    defaults = default_normalization()
+    path = folder / "benchmark_model_config.json"
+    std = [value * 1.05 for value in defaults.std]
+    path.write_text(json.dumps({"normalization": {"mean": list(defaults.mean), "std": std}}))
     return str(path)
 
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 figures["rerun_4_s"] = checked(run_playbook("site.yml"))
                 print(f"idempotent re-run on 4 Pis: {figures['rerun_4_s']:.1f} s", flush=True)
-                new_model = {"model_reference_windows": second_model_windows(Path(tmp))}
+                new_model = {"model_config": second_model_config(Path(tmp))}
                 figures["new_version_4_s"] = checked(run_playbook("site.yml", extravars=new_model))
                 print(f"new model version on 4 Pis: {figures['new_version_4_s']:.1f} s", flush=True)
                 figures["rollback_4_s"] = checked(run_playbook("rollback.yml"))

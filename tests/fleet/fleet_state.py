@@ -82,12 +82,15 @@ def built_release() -> dict[str, Any]:
     return json.loads((REPO / "build" / "release.json").read_text())
 
 
-def write_reference_windows(path: Path, seed: int) -> Path:
-    """Raw IMU-like windows for `compile build --reference-windows`: a new set gives a new model version."""
-    import numpy as np
+def write_model_config(path: Path, std_scale: float) -> Path:
+    """A model_config.json for `compile build --config`: other normalization, so a new model version."""
+    from compile.normalization import default_normalization
 
-    rng = np.random.default_rng(seed)
-    base = np.array([0.0, 0.0, 9.81, 0.0, 0.0, 0.0, 30.0, -5.0, 40.0], dtype=np.float32)
-    windows = base + rng.normal(0.0, [0.5, 0.5, 0.5, 0.2, 0.2, 0.2, 2.0, 2.0, 2.0], size=(32, 100, 9))
-    np.save(path, windows.astype(np.float32))
+    defaults = default_normalization()
+    normalization = {
+        "method": "z_score_per_channel",
+        "mean": list(defaults.mean),
+        "std": [value * std_scale for value in defaults.std],
+    }
+    path.write_text(json.dumps({"normalization": normalization}))
     return path

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import Fleet, built_release, write_reference_windows
+from fleet_state import Fleet, built_release, write_model_config
 
 pytestmark = pytest.mark.fleet
 
@@ -82,7 +82,7 @@ def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
 
 
 def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, play, tmp_path):
-    windows = write_reference_windows(tmp_path / "windows_b.npy", seed=2)
+    config = write_model_config(tmp_path / "model_config_b.json", std_scale=1.01)
     corrupted: list[str] = []
 
     def corrupt_pi3_bundle(event: dict[str, Any]) -> None:
@@ -94,7 +94,7 @@ def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, 
             assert code == 0, out
             corrupted.append(path)
 
-    run = play("site.yml", extravars={"model_reference_windows": str(windows)}, on_event=corrupt_pi3_bundle)
+    run = play("site.yml", extravars={"model_config": str(config)}, on_event=corrupt_pi3_bundle)
     release_b = built_release()["release"]
     assert release_b != STATE["release_a"]
     assert corrupted, "the deploy never reached hp-pi-3's venv step"
@@ -123,7 +123,7 @@ def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, 
 
 
 def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fleet: Fleet, play, tmp_path):
-    windows = write_reference_windows(tmp_path / "windows_c.npy", seed=3)
+    config = write_model_config(tmp_path / "model_config_c.json", std_scale=1.02)
     stopped: list[str] = []
 
     def stop_pi2(event: dict[str, Any]) -> None:
@@ -131,7 +131,7 @@ def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fle
             fleet.stop(PI2)
             stopped.append(PI2)
 
-    run = play("site.yml", extravars={"model_reference_windows": str(windows)}, on_event=stop_pi2)
+    run = play("site.yml", extravars={"model_config": str(config)}, on_event=stop_pi2)
     release_c = built_release()["release"]
     assert stopped, "the deploy never reached hp-pi-2's venv step"
     assert run.hosts_with("dark") == {PI2}
@@ -145,10 +145,10 @@ def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fle
 
     fleet.start(PI2)
     fleet.wait_ssh(PI2)
-    rerun = play("site.yml", extravars={"model_reference_windows": str(windows)})
+    rerun = play("site.yml", extravars={"model_config": str(config)})
     assert_clean_run(rerun)
     assert_all_on(fleet, release_c, fleet.latest_report())
-    STATE.update(release_c=release_c, windows_c=str(windows))
+    STATE.update(release_c=release_c, config_c=str(config))
 
 
 def test_rollback_goes_to_each_pis_previous_release_and_the_kill_switch_works(fleet: Fleet, play):
@@ -193,7 +193,7 @@ def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_conver
         if any(starts_task(event, pi, "Activate | rename current.tmp") for pi in (PI2, PI3)):
             seen.append("switching")
 
-    extravars = {"model_reference_windows": STATE["windows_c"]}
+    extravars = {"model_config": STATE["config_c"]}
     killed = play("site.yml", extravars=extravars, on_event=watch, cancel_when=rolling_batch_is_switching)
     assert killed.status == "canceled", killed.status
     for pi in fleet.names:
