@@ -39,6 +39,16 @@ class PlaybookRun:
     def hosts_with(self, stat: str) -> set[str]:
         return {host for host, value in (self.stats.get(stat) or {}).items() if value}
 
+    def failure_messages(self) -> dict[str, str]:
+        """The message of each host's last failed (not ignored, not rescued later) task."""
+        messages: dict[str, str] = {}
+        for event in self.events:
+            data = event.get("event_data") or {}
+            if event.get("event") == "runner_on_failed" and not data.get("ignore_errors"):
+                result = data.get("res") or {}
+                messages[data.get("host", "?")] = str(result.get("msg") or result.get("stderr") or "failed")
+        return messages
+
     def facts(self, name: str) -> dict[str, Any]:
         """The last value each host got for fact `name` from set_fact (or any module returning it)."""
         found: dict[str, Any] = {}

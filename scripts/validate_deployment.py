@@ -36,6 +36,7 @@ COLUMNS = (
 def validation_rows(run: PlaybookRun) -> list[dict[str, Any]]:
     """One row per Pi the run processed, from its health_report fact and the run's per-host stats."""
     reports = run.facts("health_report")
+    failures = run.failure_messages()
     unreachable = run.hosts_with("dark")
     hosts = sorted(set(run.stats.get("processed") or {}) | set(reports) | unreachable)
     rows = []
@@ -48,7 +49,8 @@ def validation_rows(run: PlaybookRun) -> list[dict[str, Any]]:
         if host in unreachable:
             problems.insert(0, "unreachable over SSH")
         elif not report:
-            problems.append("no health report (the checks did not run to the end)")
+            reason = failures.get(host, "the checks did not run to the end")
+            problems.append(f"no health report: {' '.join(reason.split())}")
         rows.append(
             {
                 "pi": host,

@@ -50,10 +50,26 @@ def test_rows_combine_facts_and_unreachable_hosts():
     assert rows["pi-3"]["problems"] == ["unreachable over SSH"]
 
 
-def test_a_host_without_a_report_fails_with_a_reason():
-    rows = validation_rows(_run([], {"processed": {"pi-1": 1}, "failures": {"pi-1": 1}}))
+def test_a_host_without_a_report_fails_with_the_failed_tasks_message():
+    failed = {
+        "event": "runner_on_failed",
+        "event_data": {
+            "host": "pi-1",
+            "res": {"msg": "No deployed bundle on pi-1\n(model_metadata.json is missing)"},
+        },
+    }
+    ignored = {
+        "event": "runner_on_failed",
+        "event_data": {"host": "pi-2", "ignore_errors": True, "res": {"msg": "probe failed"}},
+    }
+    rows = validation_rows(
+        _run([failed, ignored], {"processed": {"pi-1": 1, "pi-2": 1}, "failures": {"pi-1": 1}})
+    )
     assert rows[0]["ok"] is False
-    assert rows[0]["problems"] == ["no health report (the checks did not run to the end)"]
+    assert rows[0]["problems"] == [
+        "no health report: No deployed bundle on pi-1 (model_metadata.json is missing)"
+    ]
+    assert rows[1]["problems"] == ["no health report: the checks did not run to the end"]
 
 
 def test_table_marks_pass_fail_and_lists_problems():
