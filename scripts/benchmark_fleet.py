@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from fleet_runner import REPO, PlaybookRun, run_playbook
+
+from simfleet import engine, images
+from simfleet import fleet as simfleet
 
 TARGET_4_CLEAN_S = 360.0
 TARGET_RERUN_RATIO = 0.25
@@ -34,15 +35,27 @@ class BenchmarkError(RuntimeError):
     """A run the figures depend on did not succeed."""
 
 
-def simfleet(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "simfleet", *args], cwd=REPO, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BenchmarkError(
-            f"simfleet {' '.join(args)} failed: {(proc.stdout + proc.stderr).strip()[-300:]}"
+class BenchFleet:
+    """Its own simulated fleet (prefix hp-fbench, own subnet and inventory), apart from the demo fleet."""
+
+    def __init__(self, folder: Path) -> None:
+        (folder / "group_vars").symlink_to(REPO / "inventory" / "local" / "group_vars")
+        self.spec = simfleet.FleetSpec(
+            prefix="hp-fbench", subnet="10.213.11.0/24", inventory_path=folder / "hosts.yml"
         )
+        self.client = engine.ensure_engine()
+        images.build_images(self.client)
+
+    def fresh(self, size: int) -> None:
+        simfleet.down(self.client, self.spec)
+        simfleet.up(self.client, size, self.spec)
+
+    def down(self) -> None:
+        simfleet.down(self.client, self.spec)
 
 
 def checked(run: PlaybookRun) -> float:
+    """Wall time of a run that succeeded on every Pi."""
     failed = run.hosts_with("failures") | run.hosts_with("dark")
     if run.rc != 0 or failed:
         raise BenchmarkError(f"{run.playbook} failed (rc {run.rc}, failed/unreachable: {sorted(failed)})")
@@ -96,31 +109,34 @@ def main(argv: list[str] | None = None) -> int:
     if any(size < 1 for size in args.sizes):
         parser.error("--sizes must be positive")
     figures: dict[str, float] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
-            simfleet("images")
-            started = time.monotonic()
-            figures["build_s"] = checked(
-                run_playbook("playbooks/build.yml", extravars={"pi_architecture": "x86_64"})
-            )
+    with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
+        bench = BenchFleet(Path(tmp))
+
+        def play(playbook: str, extravars: dict[str, Any] | None = None) -> float:
+            extravars = {"reports_dir": str(Path(tmp) / "reports"), **(extravars or {})}
+            return checked(run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars))
+
+        try:
+            figures["build_s"] = play("playbooks/build.yml", {"pi_architecture": "x86_64"})
             for size in sorted(args.sizes):
-                simfleet("down")
-                simfleet("up", "--pis", str(size))
-                figures[f"clean_{size}_s"] = checked(run_playbook("site.yml"))
+                bench.fresh(size)
+                figures[f"clean_{size}_s"] = play("site.yml")
                 print(f"site.yml from clean on {size} Pis: {figures[f'clean_{size}_s']:.1f} s", flush=True)
                 if size != 4:
                     continue
-                figures["rerun_4_s"] = checked(run_playbook("site.yml"))
+                figures["rerun_4_s"] = play("site.yml")
                 print(f"idempotent re-run on 4 Pis: {figures['rerun_4_s']:.1f} s", flush=True)
-                new_model = {"model_config": second_model_config(Path(tmp))}
-                figures["new_version_4_s"] = checked(run_playbook("site.yml", extravars=new_model))
+                figures["new_version_4_s"] = play(
+                    "site.yml", {"model_config": second_model_config(Path(tmp))}
+                )
                 print(f"new model version on 4 Pis: {figures['new_version_4_s']:.1f} s", flush=True)
-                figures["rollback_4_s"] = checked(run_playbook("rollback.yml"))
+                figures["rollback_4_s"] = play("rollback.yml")
                 print(f"fleet rollback on 4 Pis: {figures['rollback_4_s']:.1f} s", flush=True)
-            figures["total_s"] = time.monotonic() - started
-    except BenchmarkError as exc:
-        print(f"benchmark_fleet: {exc}", file=sys.stderr)
-        return 1
+        except BenchmarkError as exc:
+            print(f"benchmark_fleet: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            bench.down()
     summary = {"figures_s": figures, "targets": judge(figures)}
     for entry in summary["targets"].values():
         value = "-" if entry["value"] is None else f"{entry['value']:.2f}"
