@@ -24,6 +24,8 @@ PYTHON_VERSION = "3.11"
 GLIBC_MINOR_MAX = 36
 # pip ships as a wheel too: the Pi bootstraps each release venv from it (no ensurepip, no python3-venv).
 PIP_REQUIREMENT = "pip==25.3"
+# Every dependency of the app pinned for the Pis (numpy 1.x for Pi OS's hailo_platform; see the file).
+PI_CONSTRAINTS = Path(__file__).resolve().parent / "pi_constraints.txt"
 # Fixed zip timestamps make the app wheel, and so the build id, depend only on the source.
 SOURCE_DATE_EPOCH = "315532800"
 # What the app wheel is built from; building a copy keeps setuptools' build/ folder out of ours.
@@ -83,7 +85,7 @@ def download_dependencies(app_wheel: Path, dest: Path, arch: str) -> None:
     for tag in platform_tags(arch):
         cmd += ["--platform", tag]
     cmd += ["--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", "cp311"]
-    cmd += [f"{app_wheel}[app]", PIP_REQUIREMENT]
+    cmd += ["--constraint", str(PI_CONSTRAINTS), f"{app_wheel}[app]", PIP_REQUIREMENT]
     run(cmd, f"pip download for {arch}")
 
 
