@@ -57,8 +57,9 @@ def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def latent_of(answer: dict[str, Any] | None, length: int) -> list[float] | None:
-    latent = (answer or {}).get("latent")
+def latent_of(answer: Any, length: int) -> list[float] | None:
+    # Any JSON can come back (a list, a string from the wrong service): only an object can hold a latent.
+    latent = answer.get("latent") if isinstance(answer, dict) else None
     if not isinstance(latent, list) or len(latent) != length:
         return None
     if not all(isinstance(v, int | float) and math.isfinite(v) for v in latent):
