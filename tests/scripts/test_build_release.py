@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,24 +18,39 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "build_release.py"
-CONSTRAINTS = REPO / "scripts" / "pi_constraints.txt"
+# What build_release.py reads from the repo (its own folder, the wheel sources).
+SNAPSHOT = (
+    "scripts/build_release.py",
+    "scripts/pi_constraints.txt",
+    "pyproject.toml",
+    "README.md",
+    "app",
+    "compile",
+)
 
 
-def build_release(bundle: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A frozen copy of the script and the sources it builds from, so every build in this module sees the same
+    source even while the working tree is being edited."""
+    root = tmp_path_factory.mktemp("source")
+    for name in SNAPSHOT:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, root / name)
+    return root
+
+
+def build_release(source: Path, bundle: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = str(source)  # the snapshot's app.bundle, not the working tree's
+    command = [sys.executable, str(source / "scripts" / "build_release.py")]
     return subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--bundle",
-            str(bundle),
-            "--platform",
-            "x86_64",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        cwd=REPO,
+        [*command, "--bundle", str(bundle), "--platform", "x86_64", "--out", str(out), *extra],
+        cwd=source,
         capture_output=True,
         text=True,
         check=False,
@@ -42,9 +59,9 @@ def build_release(bundle: Path, out: Path, *extra: str, env: dict[str, str] | No
     )
 
 
-def constraints() -> dict[str, str]:
+def constraints(source: Path) -> dict[str, str]:
     pins = {}
-    for line in CONSTRAINTS.read_text().splitlines():
+    for line in (source / "scripts" / "pi_constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             req = Requirement(line)
@@ -69,14 +86,16 @@ def app_wheel(wheelhouse: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_build(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def first_build(
+    source: Path, default_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("release-a")
-    result = build_release(default_bundle, out)
+    result = build_release(source, default_bundle, out)
     assert result.returncode == 0, result.stderr
     return {"out": out, "stdout": result.stdout, "manifest": json.loads((out / "release.json").read_text())}
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -85,21 +104,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     for needle in needles:
         assert needle in lines[0]
     assert result.stdout == ""
-    return lines[0]
 
 
-def test_folder_without_metadata_is_not_a_bundle(tmp_path: Path) -> None:
+def test_folder_without_metadata_is_not_a_bundle(source: Path, tmp_path: Path) -> None:
     folder = tmp_path / "not-a-bundle"
     folder.mkdir()
     (folder / "tcn_encoder.onnx").write_bytes(b"onnx")
     out = tmp_path / "out"
-    result = build_release(folder, out)
+    result = build_release(source, folder, out)
     assert_one_line_error(result, str(folder), "is not a bundle folder (no model_metadata.json)")
     assert not out.exists()
 
 
-def test_missing_bundle_path_is_refused(tmp_path: Path) -> None:
-    result = build_release(tmp_path / "nowhere", tmp_path / "out")
+def test_missing_bundle_path_is_refused(source: Path, tmp_path: Path) -> None:
+    result = build_release(source, tmp_path / "nowhere", tmp_path / "out")
     assert_one_line_error(result, "nowhere", "is not a bundle folder")
 
 
@@ -109,42 +127,44 @@ def tampered_copy(bundle: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_tampered_model_file_names_the_file(default_bundle: Path, tmp_path: Path) -> None:
+def test_tampered_model_file_names_the_file(source: Path, default_bundle: Path, tmp_path: Path) -> None:
     bundle = tampered_copy(default_bundle, tmp_path)
     with (bundle / "tcn_encoder.onnx").open("ab") as handle:
         handle.write(b"\0")
-    result = build_release(bundle, tmp_path / "out")
+    result = build_release(source, bundle, tmp_path / "out")
     assert_one_line_error(result, "does not verify", "tcn_encoder.onnx")
     assert not (tmp_path / "out").exists()
 
 
-def test_same_size_corruption_is_caught(default_bundle: Path, tmp_path: Path) -> None:
+def test_same_size_corruption_is_caught(source: Path, default_bundle: Path, tmp_path: Path) -> None:
     bundle = tampered_copy(default_bundle, tmp_path)
     data = bytearray((bundle / "calibration_set.npy").read_bytes())
     data[-1] ^= 0xFF
     (bundle / "calibration_set.npy").write_bytes(bytes(data))
-    result = build_release(bundle, tmp_path / "out")
+    result = build_release(source, bundle, tmp_path / "out")
     assert_one_line_error(result, "does not verify", "calibration_set.npy")
 
 
-def test_unlisted_file_in_bundle_is_refused(default_bundle: Path, tmp_path: Path) -> None:
+def test_unlisted_file_in_bundle_is_refused(source: Path, default_bundle: Path, tmp_path: Path) -> None:
     bundle = tampered_copy(default_bundle, tmp_path)
     (bundle / "extra.bin").write_bytes(b"x")
-    result = build_release(bundle, tmp_path / "out")
+    result = build_release(source, bundle, tmp_path / "out")
     assert_one_line_error(result, "does not verify", "extra.bin")
 
 
-def test_unreadable_metadata_is_refused(default_bundle: Path, tmp_path: Path) -> None:
+def test_unreadable_metadata_is_refused(source: Path, default_bundle: Path, tmp_path: Path) -> None:
     bundle = tampered_copy(default_bundle, tmp_path)
     (bundle / "model_metadata.json").write_text("{not json")
-    result = build_release(bundle, tmp_path / "out")
+    result = build_release(source, bundle, tmp_path / "out")
     assert_one_line_error(result, "does not verify", "model_metadata.json", "invalid JSON")
 
 
-def test_pip_failure_is_one_line_and_leaves_no_wheelhouse(default_bundle: Path, tmp_path: Path) -> None:
+def test_pip_failure_is_one_line_and_leaves_no_wheelhouse(
+    source: Path, default_bundle: Path, tmp_path: Path
+) -> None:
     # An index nobody listens on, no cache, no config: pip fails fast; the staging folder must not survive.
     env = {
-        **_env_without_pip_config(),
+        **{key: value for key, value in os.environ.items() if not key.startswith("PIP_")},
         "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
         "PIP_NO_CACHE_DIR": "1",
         "PIP_RETRIES": "0",
@@ -152,28 +172,24 @@ def test_pip_failure_is_one_line_and_leaves_no_wheelhouse(default_bundle: Path, 
         "PIP_CONFIG_FILE": os.devnull,
     }
     out = tmp_path / "out"
-    result = build_release(default_bundle, out, env=env)
+    result = build_release(source, default_bundle, out, env=env)
     assert_one_line_error(result, "failed: ")
     assert list((out / "wheelhouse").iterdir()) == []
     assert not (out / "release.json").exists()
 
 
-def _env_without_pip_config() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
-
-
 def test_manifest_names_bundle_and_wheelhouse(
-    first_build: dict[str, Any], bundle_metadata: dict[str, Any], default_bundle: Path
+    source: Path, first_build: dict[str, Any], bundle_metadata: dict[str, Any], default_bundle: Path
 ) -> None:
     manifest = first_build["manifest"]
     out: Path = first_build["out"]
     wheelhouse = Path(manifest["wheelhouse_dir"])
     assert wheelhouse.parent == out / "wheelhouse"
-    assert len(wheelhouse.name) == 8 and int(wheelhouse.name, 16) >= 0
+    assert re.fullmatch("[0-9a-f]{8}", wheelhouse.name)
     assert manifest["bundle_version"] == bundle_metadata["version"]
     assert manifest["release"] == f"{bundle_metadata['version']}-{wheelhouse.name}"
     assert Path(manifest["bundle_dir"]) == default_bundle.resolve()
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
     assert manifest["app_version"] == project["version"]
     assert manifest["platform"] == "x86_64"
     # stdout: the manifest as JSON, then its path (what the build playbook reads).
@@ -184,12 +200,12 @@ def test_manifest_names_bundle_and_wheelhouse(
     assert [p.name for p in (out / "wheelhouse").iterdir()] == [wheelhouse.name]
 
 
-def test_wheelhouse_matches_the_pi_constraints_exactly(first_build: dict[str, Any]) -> None:
+def test_wheelhouse_matches_the_pi_constraints_exactly(source: Path, first_build: dict[str, Any]) -> None:
     wheelhouse = Path(first_build["manifest"]["wheelhouse_dir"])
     found = wheels(wheelhouse)
-    pins = constraints()
+    pins = constraints(source)
     pins["pip"] = "25.3"
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
     pins[canonicalize_name(project["name"])] = project["version"]
     assert {name: version for name, (version, _) in found.items()} == pins
     assert found["numpy"][0] == "1.26.4"
@@ -211,9 +227,13 @@ def test_wheelhouse_installs_on_a_cp311_x86_64_linux(first_build: dict[str, Any]
 
 
 def test_rebuild_gives_the_same_app_wheel_and_build_id(
-    first_build: dict[str, Any], default_bundle: Path, tmp_path: Path
+    source: Path, first_build: dict[str, Any], default_bundle: Path, tmp_path: Path
 ) -> None:
-    result = build_release(default_bundle, tmp_path / "out")
+    # A fresh checkout has other file times: the app wheel, and so the build id, must not depend on them.
+    later = time.time() + 86400
+    for path in source.rglob("*"):
+        os.utime(path, (later, later))
+    result = build_release(source, default_bundle, tmp_path / "out")
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "out" / "release.json").read_text())
     first = Path(first_build["manifest"]["wheelhouse_dir"])
@@ -222,12 +242,14 @@ def test_rebuild_gives_the_same_app_wheel_and_build_id(
     assert manifest["release"] == first_build["manifest"]["release"]
 
 
-def test_second_run_reuses_the_wheelhouse(first_build: dict[str, Any], default_bundle: Path) -> None:
+def test_second_run_reuses_the_wheelhouse(
+    source: Path, first_build: dict[str, Any], default_bundle: Path
+) -> None:
     out: Path = first_build["out"]
     wheelhouse = Path(first_build["manifest"]["wheelhouse_dir"])
     before = {p.name: p.stat().st_mtime_ns for p in wheelhouse.iterdir()}
     manifest = out / "other" / "release.json"
-    result = build_release(default_bundle, out, "--manifest", str(manifest))
+    result = build_release(source, default_bundle, out, "--manifest", str(manifest))
     assert result.returncode == 0, result.stderr
     assert f"reusing wheelhouse {wheelhouse}" in result.stderr
     assert json.loads(manifest.read_text()) == first_build["manifest"]
