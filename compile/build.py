@@ -1,6 +1,8 @@
 """The stages in order: load -> reference windows -> motifs -> export -> verify -> int8 -> hef -> bundle."""
 
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,13 +165,16 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
             verification = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, checks)
         np.save(folder / CALIBRATION_FILE, inputs.windows)
         hef = None
-        if dfc is None:
-            with timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ)"):
-                verification["int8"] = int8_proxy(onnx_path, INPUT_NAME, inputs.windows, checks)
-        else:
-            with timer.stage("hef", f"Hailo DFC {dfc} for {options.hw_arch}"):
-                hef = compile_to_hef(inputs, motifs, options.hw_arch, folder, onnx_path)
-                verification["int8"] = hef.int8
+        with hailo_part(inputs, motifs, folder) as hailo_onnx:
+            if dfc is None:
+                with timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ from the z-scored input)"):
+                    verification["int8"] = int8_proxy(
+                        onnx_path, hailo_onnx, inputs.normalization, inputs.windows, checks
+                    )
+            else:
+                with timer.stage("hef", f"Hailo DFC {dfc} for {options.hw_arch}"):
+                    hef = compile_to_hef(inputs, hailo_onnx, options.hw_arch, folder, onnx_path)
+                    verification["int8"] = hef.int8
         metadata = describe(inputs, motifs, version, options.hw_arch, onnx_path, hef, dfc)
         metadata["verification"] = verification
         metadata["timings_s"] = dict(timer.timings)
@@ -177,21 +182,25 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
     return target
 
 
-def compile_to_hef(
-    inputs: Inputs, motifs: MotifHead, hw_arch: str, folder: Path, onnx_path: Path
-) -> hailo_compile.HefResult:
-    hailo_onnx = folder / "tcn_encoder_hailo_input.onnx"
-    save_onnx(
-        build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}, raw_input=False), hailo_onnx
-    )
+@contextmanager
+def hailo_part(inputs: Inputs, motifs: MotifHead, folder: Path) -> Iterator[Path]:
+    """The graph the DFC translates (z-scored ``imu_nchw`` in), for the DFC or the int8 proxy. The parsed HAR
+    keeps the translated graph; this intermediate ONNX is not part of the bundle."""
+    path = folder / "tcn_encoder_hailo_input.onnx"
+    save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}, raw_input=False), path)
     try:
-        float_outputs = run_exported(onnx_path, inputs.windows[: hailo_compile.EMULATOR_WINDOWS])
-        return hailo_compile.compile_hef(
-            hailo_onnx, inputs.normalization, inputs.windows, hw_arch, folder, float_outputs
-        )
+        yield path
     finally:
-        # The parsed HAR keeps the translated graph; the intermediate ONNX is not part of the bundle.
-        hailo_onnx.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+
+
+def compile_to_hef(
+    inputs: Inputs, hailo_onnx: Path, hw_arch: str, folder: Path, onnx_path: Path
+) -> hailo_compile.HefResult:
+    float_outputs = run_exported(onnx_path, inputs.windows[: hailo_compile.EMULATOR_WINDOWS])
+    return hailo_compile.compile_hef(
+        hailo_onnx, inputs.normalization, inputs.windows, hw_arch, folder, float_outputs
+    )
 
 
 def describe(
@@ -219,7 +228,7 @@ def describe(
             "hw_arch": hw_arch,
             "opset": OPSET,
             "exporter_version": EXPORTER_VERSION,
-            "hef_input": "NHWC (1, 100, 9) raw values (z-score on chip): same memory as imu_window[100, 9]",
+            "hef_input": dict(hailo_compile.HEF_INPUT) if hef else None,
         },
         "inputs": [{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
         "outputs": [

@@ -105,8 +105,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from compile.build import fit_head, load_inputs, verification_windows
-    from compile.export import INPUT_NAME, build_onnx, save_onnx
+    from compile.build import fit_head, hailo_part, load_inputs, verification_windows
+    from compile.export import build_onnx, save_onnx
     from compile.int8_check import int8_proxy
     from compile.timing import StageTimer
     from compile.verify import verify_export
@@ -121,15 +121,18 @@ def _verify(args: argparse.Namespace) -> int:
             save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}), onnx_path)
         with timer.stage("verify", f"onnx.checker + ONNX Runtime vs PyTorch on {len(checks)} windows"):
             figures = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, checks)
-        with timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ)"):
-            figures["int8"] = int8_proxy(onnx_path, INPUT_NAME, inputs.windows, checks)
+        with (
+            timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ from the z-scored input)"),
+            hailo_part(inputs, motifs, Path(tmp)) as hailo_onnx,
+        ):
+            figures["int8"] = int8_proxy(onnx_path, hailo_onnx, inputs.normalization, inputs.windows, checks)
     figures["timings_s"] = timer.timings
     print(json.dumps(figures, indent=2))
     return 0
 
 
 def _hef(args: argparse.Namespace) -> int:
-    from compile.build import compile_to_hef, fit_head, load_inputs
+    from compile.build import compile_to_hef, fit_head, hailo_part, load_inputs
     from compile.export import build_onnx, save_onnx
     from compile.timing import StageTimer
 
@@ -142,8 +145,11 @@ def _hef(args: argparse.Namespace) -> int:
         raise CompileError(f"{args.out}: cannot create output folder ({exc.strerror})") from None
     onnx_path = args.out / "tcn_encoder.onnx"
     save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}), onnx_path)
-    with timer.stage("hef", f"Hailo DFC for {args.hw_arch}"):
-        result = compile_to_hef(inputs, motifs, args.hw_arch, args.out, onnx_path)
+    with (
+        timer.stage("hef", f"Hailo DFC for {args.hw_arch}"),
+        hailo_part(inputs, motifs, args.out) as hailo_onnx,
+    ):
+        result = compile_to_hef(inputs, hailo_onnx, args.hw_arch, args.out, onnx_path)
     print(json.dumps(result.int8, indent=2))
     print(result.hef)
     return 0

@@ -25,13 +25,14 @@ from compile.motifs import MotifHead
 from compile.normalization import Normalization
 
 OPSET = 13
-EXPORTER_VERSION = (
-    "1"  # bump when the exported graph changes for the same inputs: it feeds the bundle version
-)
+# Bump when the exported graph or the HEF's input contract changes for the same inputs: it feeds the bundle
+# version, so a bundle built under the old contract is never reused. 2: the HEF takes z-scored input.
+EXPORTER_VERSION = "2"
 INPUT_NAME = "imu_window"
 LATENT_NAME = "latent_embeddings"
 MOTIF_NAME = "motif_scores"
-# The DFC compiles the graph from here on: z-scored NCHW (N, 9, 1, 100); its model script re-adds the z-score.
+# The DFC compiles the graph from here on: z-scored NCHW (N, 9, 1, 100). The HEF therefore takes z-scored
+# values and the app z-scores on the host: the chip's 8-bit per-tensor input step then fits every channel.
 HAILO_INPUT_NAME = "imu_nchw"
 LATENT_NODE = "fc_mu/gemm"
 MOTIF_NODE = "motifs/softmax"
@@ -141,6 +142,13 @@ def save_onnx(model: onnx.ModelProto, path: Path) -> None:
 def encode_latents(encoder: tcn.TCNEncoder, normalization: Normalization, windows: np.ndarray) -> np.ndarray:
     """The PyTorch Conv1d encoder on z-scored channels-first input: fits the motifs and is what the export is
     verified against."""
-    z = (windows - np.asarray(normalization.mean, np.float32)) / np.asarray(normalization.std, np.float32)
+    z = normalization.z_score(windows)
     with torch.no_grad():
         return encoder(torch.from_numpy(np.ascontiguousarray(z.transpose(0, 2, 1)))).numpy()
+
+
+def hailo_input(normalization: Normalization, windows: np.ndarray) -> np.ndarray:
+    """Raw ``[N, 100, 9]`` windows as the HEF takes them: z-scored, NHWC ``(N, 1, 100, 9)`` float32 (the
+    DFC's calibration layout; the same memory as the z-scored ``[N, 100, 9]``)."""
+    z = normalization.z_score(windows.astype(np.float32))
+    return np.ascontiguousarray(z.reshape(-1, 1, tcn.WINDOW_LENGTH, tcn.INPUT_CHANNELS), dtype=np.float32)

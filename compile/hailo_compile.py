@@ -1,10 +1,14 @@
 """ONNX -> .hef with Hailo's Dataflow Compiler (``hailo_sdk_client``), when it is installed.
 
 The DFC is not on PyPI (a wheel from Hailo's Developer Zone, x86_64 Linux), so it is imported only here,
-lazily. Flow (ClientRunner): translate the z-scored NCHW graph -> model script (z-score folded on chip,
-calibration size) -> optimize (quantize) with raw NHWC ``(N, 1, 100, 9)`` calibration windows -> compile ->
-.hef, with a HAR per stage. The HEF's input is then NHWC ``(1, 100, 9)`` raw values: the same memory layout as
-one ``imu_window [100, 9]``."""
+lazily. Flow (ClientRunner): translate the z-scored NCHW graph -> model script (calibration size) -> optimize
+(quantize) with z-scored NHWC ``(N, 1, 100, 9)`` calibration windows -> compile -> .hef, with a HAR per stage.
+The HEF's input is NHWC ``(1, 100, 9)`` z-scored values (``HEF_INPUT``); the app z-scores each raw
+``imu_window [100, 9]`` on the host (same memory layout) before handing it to HailoRT.
+
+Why not fold the z-score on chip (the model script's ``normalization`` command): the chip's input layer
+quantizes the tensor it receives per tensor to 8 bits, so raw values would share one step set by the
+magnetometer's range (tens of uT) and small gyro/accelerometer signals would lose resolution."""
 
 import importlib
 from dataclasses import dataclass, field
@@ -13,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from app.backends.hailort_backend import HEF_INPUT_Z_SCORED
 from compile.errors import CompileError
-from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE
+from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE, hailo_input
 from compile.hw_arch import HW_ARCHS
 from compile.int8_check import compare_quantized
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
@@ -28,6 +33,13 @@ DFC_INSTALL_HINT = (
 )
 CALIBSET_SIZE = 64
 EMULATOR_WINDOWS = 64
+# model.hef_input in the bundle metadata: what the app must hand HailoRT (it refuses any other "values").
+HEF_INPUT = {
+    "layout": "NHWC (1, 100, 9)",
+    "dtype": "float32",
+    "values": HEF_INPUT_Z_SCORED,
+    "z_score": "per channel (x - normalization.mean) / normalization.std, on the host",
+}
 
 
 @dataclass
@@ -51,17 +63,10 @@ def skip_notice() -> str:
     return f"hailo_sdk_client is not importable: no .hef built (ONNX only); {DFC_INSTALL_HINT}"
 
 
-def model_script(normalization: Normalization, calibset_size: int) -> str:
-    """Model script lines as Hailo's model zoo writes them; ``normalization`` re-adds the z-score that
-    precedes the translated part of the graph, so the chip takes raw values."""
-    # The input layer then quantizes raw values per tensor over the calibration range: the magnetometer
-    # (tens of uT) sets the step and small gyro signals lose resolution; the int8 figures show the cost.
-    mean = ", ".join(f"{v:.9g}" for v in normalization.mean)
-    std = ", ".join(f"{v:.9g}" for v in normalization.std)
-    return (
-        f"normalization1 = normalization([{mean}], [{std}])\n"
-        f"model_optimization_config(calibration, batch_size=8, calibset_size={calibset_size})\n"
-    )
+def model_script(calibset_size: int) -> str:
+    """Model script lines as Hailo's model zoo writes them. No ``normalization`` line: the translated graph
+    starts at the z-scored tensor and the host z-scores (see the module docstring)."""
+    return f"model_optimization_config(calibration, batch_size=8, calibset_size={calibset_size})\n"
 
 
 def compile_hef(
@@ -72,8 +77,9 @@ def compile_hef(
     out_dir: Path,
     float_outputs: tuple[np.ndarray, np.ndarray],
 ) -> HefResult:
-    """Run the ClientRunner flow; ``float_outputs`` are the float model's (latent, scores) on
-    ``calibration[:EMULATOR_WINDOWS]``, to compare the DFC's quantized emulator against."""
+    """Run the ClientRunner flow on raw ``calibration`` windows (z-scored here with ``normalization``);
+    ``float_outputs`` are the float model's (latent, scores) on ``calibration[:EMULATOR_WINDOWS]``, to compare
+    the DFC's quantized emulator against."""
     if hw_arch not in HW_ARCHS:
         raise CompileError(f"hw arch {hw_arch!r} is not one of {', '.join(HW_ARCHS)}")
     version = dfc_version()
@@ -84,9 +90,7 @@ def compile_hef(
         InferenceContext,
     )  # the DFC: optional, imported only when present
 
-    calib_nhwc = np.ascontiguousarray(
-        calibration.reshape(-1, 1, WINDOW_LENGTH, INPUT_CHANNELS), dtype=np.float32
-    )
+    calib_nhwc = hailo_input(normalization, calibration)
     hars = [out_dir / f"{NET_NAME}_{stage}.har" for stage in ("parsed", "optimized", "compiled")]
     try:
         runner = ClientRunner(hw_arch=hw_arch)
@@ -98,7 +102,7 @@ def compile_hef(
             net_input_shapes={HAILO_INPUT_NAME: [1, INPUT_CHANNELS, 1, WINDOW_LENGTH]},
         )
         runner.save_har(str(hars[0]))
-        runner.load_model_script(model_script(normalization, min(CALIBSET_SIZE, len(calib_nhwc))))
+        runner.load_model_script(model_script(min(CALIBSET_SIZE, len(calib_nhwc))))
         runner.optimize(calib_nhwc)
         runner.save_har(str(hars[1]))
         with runner.infer_context(InferenceContext.SDK_QUANTIZED) as context:

@@ -1,6 +1,8 @@
 """int8 accuracy without the DFC: ONNX Runtime static QDQ quantization (per-channel int8 weights, per-tensor
 uint8 activations, min/max calibrated on the calibration set) as a proxy for what Hailo's optimizer will do.
-The DFC's own ``SDK_QUANTIZED`` emulator replaces this when it is installed (see ``hailo_compile``)."""
+It quantizes the graph the DFC translates (from the z-scored ``imu_nchw`` on) and feeds it z-scored windows,
+as the app feeds the HEF, so the 8-bit input step it models is the chip's. The DFC's own ``SDK_QUANTIZED``
+emulator replaces this when it is installed (see ``hailo_compile``)."""
 
 import logging
 import tempfile
@@ -16,10 +18,14 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from compile.verify import run_exported
+from compile.export import HAILO_INPUT_NAME, LATENT_NAME, MOTIF_NAME, hailo_input
+from compile.normalization import Normalization
+from compile.verify import run_exported, session
 
 CALIBRATION_BATCH = 16
-METHOD = "onnxruntime static QDQ (int8 weights per channel, uint8 activations)"
+METHOD = (
+    "onnxruntime static QDQ from the z-scored input (int8 weights per channel, uint8 activations per tensor)"
+)
 
 
 class _Windows(CalibrationDataReader):
@@ -36,26 +42,41 @@ class _Windows(CalibrationDataReader):
 
 
 def int8_proxy(
-    onnx_path: Path, input_name: str, calibration: np.ndarray, windows: np.ndarray
+    served_onnx: Path,
+    hailo_onnx: Path,
+    normalization: Normalization,
+    calibration: np.ndarray,
+    windows: np.ndarray,
 ) -> dict[str, Any]:
+    """Quantize ``hailo_onnx`` (z-scored NCHW in) on the raw ``calibration`` windows z-scored, and compare it
+    on ``windows`` against the float ``served_onnx`` (raw in)."""
     with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
         # quantize_static logs a pre-processing hint on the root logger at WARNING; it does not apply here.
         logging.disable(logging.WARNING)
         try:
-            _quantize(onnx_path, quantized, input_name, calibration)
+            quantize_hailo_part(hailo_onnx, quantized, normalization, calibration)
         finally:
             logging.disable(logging.NOTSET)
-        q_latent, q_scores = run_exported(quantized, windows)
-    latent, scores = run_exported(onnx_path, windows)
+        q_latent, q_scores = session(quantized).run(
+            [LATENT_NAME, MOTIF_NAME], {HAILO_INPUT_NAME: _nchw(normalization, windows)}
+        )
+    latent, scores = run_exported(served_onnx, windows)
     return {"method": METHOD} | compare_quantized(latent, scores, q_latent, q_scores)
 
 
-def _quantize(onnx_path: Path, quantized: Path, input_name: str, calibration: np.ndarray) -> None:
+def _nchw(normalization: Normalization, windows: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(hailo_input(normalization, windows).transpose(0, 3, 1, 2))
+
+
+def quantize_hailo_part(
+    hailo_onnx: Path, quantized: Path, normalization: Normalization, calibration: np.ndarray
+) -> None:
+    """Write the int8 QDQ model of ``hailo_onnx``, calibrated on the raw ``calibration`` windows z-scored."""
     quantize_static(
-        str(onnx_path),
+        str(hailo_onnx),
         str(quantized),
-        _Windows(input_name, calibration.astype(np.float32)),
+        _Windows(HAILO_INPUT_NAME, _nchw(normalization, calibration)),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         activation_type=QuantType.QUInt8,

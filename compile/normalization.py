@@ -1,9 +1,12 @@
-"""Per-channel z-score of raw IMU values, inside the exported graph: EdgeInfer sends raw sensor values."""
+"""Per-channel z-score of raw IMU values: inside the served ONNX graph (EdgeInfer sends raw sensor values) and
+on the host in front of the HEF, which is compiled for z-scored input."""
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from compile.errors import CompileError
 from compile.model import INPUT_CHANNELS
@@ -30,6 +33,10 @@ class Normalization:
             "channel_order": list(self.channel_order),
             "source": self.source,
         }
+
+    def z_score(self, windows: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` over the last (channel) axis, float32."""
+        return (windows - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
 
 
 def default_normalization() -> Normalization:

@@ -63,8 +63,7 @@ def verify_export(
     _require(figures["onnxruntime_vs_torch"]["motif_max_abs"], "ONNX Runtime vs PyTorch motif scores")
     _require(figures["batch1_vs_batchN_latent_max_abs"], "batch of 1 vs batch of N latent")
     if source.kind == "onnx" and source.path is not None:
-        z = (windows - np.asarray(normalization.mean, np.float32)) / np.asarray(normalization.std, np.float32)
-        source_latent = run_source_onnx(source.path, z)
+        source_latent = run_source_onnx(source.path, normalization.z_score(windows))
         figures["source_onnx_vs_export"] = {"latent_max_abs": _max_abs(latent, source_latent)}
         _require(
             figures["source_onnx_vs_export"]["latent_max_abs"], f"source ONNX {source.path.name} vs export"

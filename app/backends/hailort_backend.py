@@ -1,4 +1,8 @@
-"""HailoRT on the Hailo-8 through the InferModel API (hailo_platform, from Pi OS's python3-hailort)."""
+"""HailoRT on the Hailo-8 through the InferModel API (hailo_platform, from Pi OS's python3-hailort).
+
+The HEF is compiled for z-scored input (``model.hef_input`` in the bundle metadata): the backend z-scores each
+raw window on the host with the bundle's ``normalization``, so the chip's 8-bit per-tensor input step covers
+every channel evenly instead of being set by the magnetometer's range."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import numpy as np
 from app.backends.base import (
     LATENT_SIZE,
     MOTIF_COUNT,
+    WINDOW_SHAPE,
     Backend,
     BackendError,
     ChipStatus,
@@ -29,6 +34,8 @@ INSTALL_HINT = (
     "`sudo apt install hailo-all` (brings python3-hailort) and create the app's venv with "
     "`python3 -m venv --system-site-packages` so the venv sees the system package"
 )
+# The one ``model.hef_input.values`` this app serves (written by compile.hailo_compile.HEF_INPUT).
+HEF_INPUT_Z_SCORED = "z_scored"
 
 
 def import_hailo_platform() -> ModuleType:
@@ -46,9 +53,16 @@ class HailoRTBackend(Backend):
     name = "hailort"
 
     def __init__(
-        self, hef_path: Path, timeout_ms: int, multi_process: bool = False, group_id: str = "SHARED"
+        self,
+        hef_path: Path,
+        z_score: tuple[np.ndarray, np.ndarray],
+        timeout_ms: int,
+        multi_process: bool = False,
+        group_id: str = "SHARED",
     ) -> None:
+        """``z_score``: per-channel (mean, std), float32 [9], from ``hef_z_score(metadata)``."""
         self.hef_path = hef_path
+        self._mean, self._std = z_score
         self.timeout_ms = timeout_ms
         self.multi_process = multi_process
         self.group_id = group_id
@@ -59,6 +73,7 @@ class HailoRTBackend(Backend):
         self._configured: Any = None
         self._bindings: Any = None
         self._input_shape: tuple[int, ...] = ()
+        self._input = np.empty(0, np.float32)
         self._latent_name = ""
         self._motif_name = ""
         self._devices: list[Any] = []
@@ -83,10 +98,11 @@ class HailoRTBackend(Backend):
                 {o.name: tuple(o.shape) for o in infer_model.outputs}, self.hef_path.name
             )
             self._input_shape = tuple(infer_model.input().shape)
-            if int(np.prod(self._input_shape)) != 900:
+            if int(np.prod(self._input_shape)) != 900 or self._input_shape[-1] != self._mean.size:
                 raise BackendError(
-                    "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not 100x9"
+                    "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not NHWC 100x9"
                 )
+            self._input = np.empty(self._input_shape, dtype=np.float32)
             self._configured = infer_model.configure()
             self._bindings = self._configured.create_bindings()
             for name in (self._latent_name, self._motif_name):
@@ -105,7 +121,9 @@ class HailoRTBackend(Backend):
             # A VDevice belongs to the process that created it; a forked copy would talk to a dead handle.
             raise BackendError("wrong_process", "HailoRT VDevice used from a process that did not create it")
         with self._lock:
-            self._bindings.input().set_buffer(np.ascontiguousarray(window.reshape(self._input_shape)))
+            np.subtract(window.reshape(self._input_shape), self._mean, out=self._input)
+            np.divide(self._input, self._std, out=self._input)
+            self._bindings.input().set_buffer(self._input)
             try:
                 self._configured.run([self._bindings], self.timeout_ms)
             except self._hp.HailoRTException as exc:
@@ -170,6 +188,36 @@ class HailoRTBackend(Backend):
                 f"Hailo device control unavailable, chip identity/temperature not exported: {exc}",
             )
             self._devices = []
+
+
+def hef_z_score(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The per-channel (mean, std) to apply in front of the HEF; ``BackendError`` when the bundle declares
+    another HEF input contract or has no usable normalization (guessing would feed the chip wrong values)."""
+    hef_input = metadata.get("model", {}).get("hef_input")
+    declared = hef_input.get("values") if isinstance(hef_input, dict) else hef_input
+    if declared != HEF_INPUT_Z_SCORED:
+        raise BackendError(
+            "bad_model",
+            f"model_metadata.json model.hef_input.values is {declared!r}; this app feeds the HEF only "
+            f"{HEF_INPUT_Z_SCORED!r} input (rebuild the bundle with this release's compile)",
+        )
+    normalization = metadata.get("normalization")
+    mean = std = np.empty(0, np.float32)
+    if isinstance(normalization, dict) and normalization.get("method") == "z_score_per_channel":
+        try:
+            mean = np.asarray(normalization.get("mean"), dtype=np.float32)
+            std = np.asarray(normalization.get("std"), dtype=np.float32)
+        except (TypeError, ValueError):
+            pass
+    channels = WINDOW_SHAPE[1]
+    finite = bool(np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all())
+    if not (finite and mean.shape == std.shape == (channels,)):
+        raise BackendError(
+            "bad_model",
+            f"model_metadata.json normalization must be z_score_per_channel with {channels} finite mean "
+            f"and {channels} finite std values > 0 to feed the HEF",
+        )
+    return mean, std
 
 
 def output_roles(shapes: dict[str, tuple[int, ...]], hef_name: str) -> tuple[str, str]:

@@ -53,10 +53,11 @@ def choose_backend(config: AppConfig, metadata: dict[str, Any], device_node: Pat
 def create_backend(choice: Choice, config: AppConfig, metadata: dict[str, Any]) -> Backend:
     model = metadata["model"]
     if choice.backend == "hailort":
-        from app.backends.hailort_backend import HailoRTBackend
+        from app.backends.hailort_backend import HailoRTBackend, hef_z_score
 
         return HailoRTBackend(
             config.bundle_dir / model["hef"],
+            z_score=hef_z_score(metadata),
             timeout_ms=config.infer_timeout_ms,
             multi_process=config.hailo_multi_process,
             group_id=config.hailo_group_id,

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from app.bundle import file_digest
+from compile.export import HAILO_INPUT_NAME
+from compile.hailo_compile import HEF_INPUT
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -52,13 +54,16 @@ def relist(bundle: Path, **model: object) -> None:
 
 @pytest.fixture(scope="session")
 def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default bundle plus a "HEF" for the hailo_platform test double (tests/doubles), outputs named like
-    HEF layers rather than the ONNX outputs, and the 12 scores shaped [1, 12], as a compiled HEF may."""
+    """The default bundle plus a "HEF" for the hailo_platform test double (tests/doubles): the graph from the
+    z-scored tensor on (what compile hands the DFC), metadata declaring compile's HEF input contract, outputs
+    named like HEF layers rather than the ONNX outputs, and the 12 scores shaped [1, 12], as a compiled HEF
+    may."""
     bundle = tmp_path_factory.mktemp("hailo") / default_bundle.name
     shutil.copytree(default_bundle, bundle)
     spec = {
         "test_double_hef": True,
         "onnx": "tcn_encoder.onnx",
+        "input_tensor": HAILO_INPUT_NAME,
         "input_shape": [1, 100, 9],
         "outputs": {
             "tcn_encoder/fc1": {"source": "latent_embeddings", "shape": [64]},
@@ -66,7 +71,7 @@ def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory)
         },
     }
     (bundle / "tcn_encoder.hef").write_text(json.dumps(spec))
-    relist(bundle, hef="tcn_encoder.hef")
+    relist(bundle, hef="tcn_encoder.hef", hef_input=HEF_INPUT)
     return bundle
 
 

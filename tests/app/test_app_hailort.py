@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import json
 import multiprocessing
+import re
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import pytest
 from app_server import DOUBLES, AppServer, wait_for_state
 
 from app.backends.base import BackendError
-from app.backends.hailort_backend import HailoRTBackend, output_roles
+from app.backends.hailort_backend import HailoRTBackend, hef_z_score, output_roles
 from app.backends.selection import choose_backend
 from app.config import AppConfig
 from app.factory import create_app
@@ -50,9 +52,16 @@ def window() -> np.ndarray:
     return np.random.default_rng(3).normal(size=(100, 9)).astype(np.float32) * 3
 
 
+def metadata_of(bundle: Path) -> dict:
+    return json.loads((bundle / "model_metadata.json").read_text())
+
+
 def loaded(bundle: Path, **kwargs: object) -> HailoRTBackend:
     backend = HailoRTBackend(
-        bundle / "tcn_encoder.hef", timeout_ms=int(kwargs.pop("timeout_ms", 40)), **kwargs
+        bundle / "tcn_encoder.hef",
+        z_score=hef_z_score(metadata_of(bundle)),
+        timeout_ms=int(kwargs.pop("timeout_ms", 40)),
+        **kwargs,
     )
     backend.load()
     return backend
@@ -71,6 +80,73 @@ def test_configures_once_and_reuses_bindings(
     assert log[2]["batch_size"] == 1
     backend.close()
     assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
+
+
+def test_the_chip_gets_the_window_z_scored_on_the_host(
+    double: ModuleType, hailo_bundle: Path, window: np.ndarray
+) -> None:
+    """The HEF is compiled for z-scored input: the buffer handed to HailoRT is (x - mean) / std per channel,
+    NHWC float32, and the answer matches the float model on the raw window."""
+    normalization = metadata_of(hailo_bundle)["normalization"]
+    backend = loaded(hailo_bundle)
+    for scale in (1.0, 5.0):  # the reused input buffer holds this window, not the previous one
+        result = backend.infer(window * scale)
+        expected = (window * scale - np.float32(normalization["mean"])) / np.float32(normalization["std"])
+        assert double.LAST_INPUT.dtype == np.float32 and double.LAST_INPUT.shape == (1, 100, 9)
+        np.testing.assert_allclose(double.LAST_INPUT[0], expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(result.latent, reference(hailo_bundle, window * scale), atol=1e-5)
+
+
+def test_the_double_gives_wrong_latents_for_raw_input(
+    double: ModuleType, hailo_bundle: Path, window: np.ndarray
+) -> None:
+    """Control for the test above: a backend that handed the chip raw values would answer garbage."""
+    backend = loaded(hailo_bundle)
+    backend._bindings.input().set_buffer(np.ascontiguousarray(window.reshape(1, 100, 9)))
+    backend._configured.run([backend._bindings], 1000)
+    raw_latent = backend._bindings.output(backend._latent_name).get_buffer().reshape(-1)
+    expected = reference(hailo_bundle, window)
+    cosine = np.dot(raw_latent, expected) / (np.linalg.norm(raw_latent) * np.linalg.norm(expected))
+    assert cosine < 0.98
+
+
+@pytest.mark.parametrize(
+    ("model", "normalization", "message"),
+    [
+        ({"hef_input": {"values": "raw"}}, None, "model.hef_input.values is 'raw'"),
+        ({"hef_input": None}, None, "model.hef_input.values is None"),
+        ({"hef_input": "NHWC raw values"}, None, "model.hef_input.values is 'NHWC raw values'"),
+        ({}, {"method": "min_max", "mean": [0] * 9, "std": [1] * 9}, "must be z_score_per_channel"),
+        ({}, {"method": "z_score_per_channel", "mean": [0] * 8, "std": [1] * 9}, "9 finite mean"),
+        ({}, {"method": "z_score_per_channel", "mean": [0] * 9, "std": [1] * 8 + [0]}, "std values > 0"),
+        ({}, {"method": "z_score_per_channel", "mean": ["a"] * 9, "std": [1] * 9}, "9 finite mean"),
+    ],
+)
+def test_an_unknown_hef_input_contract_is_refused(
+    hailo_bundle: Path, model: dict, normalization: dict | None, message: str
+) -> None:
+    metadata = metadata_of(hailo_bundle)
+    metadata["model"].update(model)
+    if normalization is not None:
+        metadata["normalization"] = normalization
+    with pytest.raises(BackendError, match=re.escape(message)) as caught:
+        hef_z_score(metadata)
+    assert caught.value.kind == "bad_model"
+
+
+def test_a_bundle_declaring_raw_hef_input_never_turns_ready(
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / hailo_bundle.name
+    shutil.copytree(hailo_bundle, bundle)
+    metadata = metadata_of(bundle)
+    metadata["model"]["hef_input"]["values"] = "raw"  # model_metadata.json itself is not in "files"
+    (bundle / "model_metadata.json").write_text(json.dumps(metadata))
+    app = create_app(AppConfig(bundle_dir=bundle, backend="hailort"))
+    assert not app.extensions["hailo_pipeline"].wait(30)
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["reason"].startswith("bad_model: model_metadata.json model.hef_input.values")
 
 
 def test_multi_process_service_and_group(double: ModuleType, hailo_bundle: Path, tmp_path: Path) -> None:

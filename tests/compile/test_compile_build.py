@@ -117,7 +117,7 @@ def test_version_depends_on_every_input():
     normalization = {"method": "z", "mean": [0.0] * 9, "std": [1.0] * 9, "channel_order": list("abcdefghi")}
     base = bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None)
     assert base == bundle_version(
-        "a" * 64, dict(normalization, source="elsewhere"), windows, "hailo8", "1", None
+        "a" * 64, dict(normalization, source="elsewhere"), windows, "hailo8", EXPORTER_VERSION, None
     )
     variants = [
         bundle_version("b" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None),
@@ -126,7 +126,7 @@ def test_version_depends_on_every_input():
         ),
         bundle_version("a" * 64, normalization, windows * 1.01, "hailo8", EXPORTER_VERSION, None),
         bundle_version("a" * 64, normalization, windows, "hailo8l", EXPORTER_VERSION, None),
-        bundle_version("a" * 64, normalization, windows, "hailo8", "2", None),
+        bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION + ".next", None),
         bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, "3.33.0"),
     ]
     assert len({base, *variants}) == len(variants) + 1

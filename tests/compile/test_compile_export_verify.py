@@ -11,7 +11,7 @@ from onnx import numpy_helper
 from compile.build import Inputs, verification_windows
 from compile.errors import CompileError
 from compile.export import HAILO_INPUT_NAME, INPUT_NAME, OPSET, build_onnx, encode_latents, save_onnx
-from compile.int8_check import int8_proxy
+from compile.int8_check import int8_proxy, quantize_hailo_part
 from compile.load import load_source
 from compile.motifs import fit_motifs
 from compile.normalization import default_normalization, load_normalization
@@ -148,11 +148,18 @@ def test_trained_encoder_matches_its_source_onnx(trained_onnx: Path, model_confi
     assert figures["onnxruntime_vs_torch"]["latent_max_abs"] <= 1e-4
 
 
+def _served_and_hailo_part(default_parts, folder: Path) -> tuple[Path, Path]:
+    source, normalization, motifs, _ = default_parts
+    served, hailo = folder / "m.onnx", folder / "hailo.onnx"
+    save_onnx(build_onnx(source.encoder, normalization, motifs, {}), served)
+    save_onnx(build_onnx(source.encoder, normalization, motifs, {}, raw_input=False), hailo)
+    return served, hailo
+
+
 def test_int8_proxy_reports_cosine_and_motif_agreement(default_parts, tmp_path: Path):
-    source, normalization, motifs, windows = default_parts
-    path = tmp_path / "m.onnx"
-    save_onnx(build_onnx(source.encoder, normalization, motifs, {}), path)
-    figures = int8_proxy(path, INPUT_NAME, windows, windows[:MIN_WINDOWS])
+    _, normalization, _, windows = default_parts
+    served, hailo = _served_and_hailo_part(default_parts, tmp_path)
+    figures = int8_proxy(served, hailo, normalization, windows, windows[:MIN_WINDOWS])
     assert figures["method"].startswith("onnxruntime static QDQ")
     assert figures["windows"] == MIN_WINDOWS
     assert 0.9 < figures["latent_cosine_mean"] <= 1.0 + 1e-6
@@ -160,6 +167,25 @@ def test_int8_proxy_reports_cosine_and_motif_agreement(default_parts, tmp_path: 
     assert 0.5 <= figures["top_motif_agreement"] <= 1.0
     # Quantization does change the numbers: a proxy that returned the float model would show exactly 0.
     assert figures["latent_max_abs"] > 0
+
+
+def test_int8_proxy_quantizes_the_z_scored_input_as_the_chip_does(default_parts, tmp_path: Path):
+    """The chip's 8-bit input step is (max - min) / 255 of the z-scored calibration set, one per tensor; the
+    proxy's graph input must carry that step, not one set by raw magnetometer values."""
+    _, normalization, _, windows = default_parts
+    _, hailo = _served_and_hailo_part(default_parts, tmp_path)
+    quantized = tmp_path / "int8.onnx"
+    quantize_hailo_part(hailo, quantized, normalization, windows)
+    model = onnx.load(str(quantized))
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    (q_input,) = [
+        n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == HAILO_INPUT_NAME
+    ]
+    z = normalization.z_score(windows)
+    step = (max(z.max(), 0.0) - min(z.min(), 0.0)) / 255  # ONNX Runtime's uint8 range always includes 0
+    assert values[q_input.input[1]].shape == ()
+    assert values[q_input.input[1]] == pytest.approx(step, rel=1e-4)
+    assert step < (windows.max() - windows.min()) / 255 / 5  # the raw range's step: 5x coarser at least
 
 
 def test_source_onnx_that_cannot_take_a_window_is_named(trained_onnx: Path, tmp_path: Path, default_parts):

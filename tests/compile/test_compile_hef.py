@@ -6,12 +6,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.backends.hailort_backend import hef_z_score
 from app.bundle import verify_bundle
 from compile import hailo_compile
 from compile.build import BuildOptions, build
 from compile.errors import CompileError
-from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE
+from compile.export import (
+    HAILO_INPUT_NAME,
+    LATENT_NODE,
+    MOTIF_NODE,
+    build_onnx,
+    encode_latents,
+    hailo_input,
+    save_onnx,
+)
+from compile.load import load_source
+from compile.motifs import fit_motifs
 from compile.normalization import default_normalization
+from compile.reference_windows import synthetic_windows
 from compile.timing import StageTimer
 
 
@@ -40,12 +52,11 @@ def test_require_hef_without_dfc_fails_before_any_work(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_model_script_carries_the_normalization():
-    script = hailo_compile.model_script(default_normalization(), 64)
-    first, second = script.splitlines()
-    assert first.startswith("normalization1 = normalization([0.12, -0.08, 9.78,")
-    assert "[3.92, 3.87, 2.45, 1.24, 1.31, 0.98, 28.5, 31.2, 24.8]" in first
-    assert second == "model_optimization_config(calibration, batch_size=8, calibset_size=64)"
+def test_model_script_leaves_the_z_score_to_the_host():
+    """A ``normalization`` line would z-score again on chip what the host already z-scored."""
+    assert hailo_compile.model_script(64).splitlines() == [
+        "model_optimization_config(calibration, batch_size=8, calibset_size=64)"
+    ]
 
 
 @pytest.fixture
@@ -79,6 +90,7 @@ def test_clientrunner_flow_with_the_double(dfc_double, double_bundle: Path):
     assert translate["end_node_names"] == [LATENT_NODE, MOTIF_NODE]
     assert translate["net_input_shapes"] == {HAILO_INPUT_NAME: [1, 9, 1, 100]}
     assert args["optimize"] == {"calib_shape": (168, 1, 100, 9), "dtype": "float32"}
+    assert "normalization" not in args["load_model_script"]["model_script"]
     har_stages = [a["stage"] for name, a in dfc_double.CALLS if name == "save_har"]
     assert har_stages == ["parsed", "quantized", "compiled"]
 
@@ -100,6 +112,55 @@ def test_bundle_with_hef_lists_hef_and_hars(double_bundle: Path):
     assert not (double_bundle / "tcn_encoder_hailo_input.onnx").exists()
     assert json.loads((double_bundle / "tcn_encoder_compiled.har").read_text())["stage"] == "compiled"
     assert "timings_s" in metadata and "hef" in metadata["timings_s"]
+
+
+def test_metadata_declares_the_z_scored_hef_input_the_app_accepts(double_bundle: Path):
+    metadata = verify_bundle(double_bundle)
+    assert metadata["model"]["hef_input"] == hailo_compile.HEF_INPUT
+    assert metadata["model"]["hef_input"]["values"] == "z_scored"
+    mean, std = hef_z_score(metadata)  # the HailoRT backend reads this very metadata
+    np.testing.assert_array_equal(mean, np.float32(metadata["normalization"]["mean"]))
+    np.testing.assert_array_equal(std, np.float32(metadata["normalization"]["std"]))
+
+
+def test_a_compile_that_forgot_the_z_score_is_caught_by_the_double(
+    dfc_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def raw_nhwc(normalization, windows):
+        return np.ascontiguousarray(windows.reshape(-1, 1, 100, 9), dtype=np.float32)
+
+    monkeypatch.setattr(hailo_compile, "hailo_input", raw_nhwc)
+    with pytest.raises(CompileError, match=r"ValueError: test double .* takes z-scored input"):
+        build(BuildOptions(source=None, out=tmp_path), StageTimer())
+
+
+def test_the_double_rejects_raw_and_twice_z_scored_calibration(dfc_double, tmp_path: Path):
+    normalization = default_normalization()
+    windows, _ = synthetic_windows()
+    z = hailo_input(normalization, windows)
+    onnx_path = tmp_path / "hailo.onnx"
+    source = load_source(None)
+    motifs = fit_motifs(encode_latents(source.encoder, normalization, windows), None)
+    save_onnx(build_onnx(source.encoder, normalization, motifs, {}, raw_input=False), onnx_path)
+
+    def runner(script: str):
+        r = dfc_double.ClientRunner(hw_arch="hailo8")
+        r.translate_onnx_model(
+            str(onnx_path),
+            "t",
+            start_node_names=[HAILO_INPUT_NAME],
+            end_node_names=[LATENT_NODE, MOTIF_NODE],
+            net_input_shapes={HAILO_INPUT_NAME: [1, 9, 1, 100]},
+        )
+        r.load_model_script(script)
+        return r
+
+    runner("").optimize(z)  # z-scored: accepted
+    with pytest.raises(ValueError, match=r"channels \[2, 6, 7, 8\]"):  # gravity and magnetometer
+        runner("").optimize(np.ascontiguousarray(windows.reshape(-1, 1, 100, 9)))
+    mean, std = (", ".join(map(str, v)) for v in (normalization.mean, normalization.std))
+    with pytest.raises(ValueError, match="takes z-scored input"):
+        runner(f"normalization1 = normalization([{mean}], [{std}])").optimize(z)
 
 
 def test_emulator_figures_replace_the_ort_proxy(double_bundle: Path):

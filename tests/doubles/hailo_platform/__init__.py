@@ -10,10 +10,14 @@ Hailo-8. It behaves like the real library where the app depends on it:
 - ConfiguredInferModel.run(bindings, timeout_ms) raises HailoRTTimeout when the (configurable) run time
   exceeds the timeout, and raises when two threads run the same bindings at once (the app must serialise).
 
-Its "HEF" is a JSON file written by the tests: {"test_double_hef": true, "onnx": ..., "input_shape": [...],
-"outputs": {layer_name: {"source": onnx_output_name, "shape": [...]}}}; outputs are computed with ONNX Runtime
-on that ONNX file so warm-up checks see real numbers. Every call the app makes is appended to the JSON-lines
-file named by HAILO_DOUBLE_EVENTS (with the pid), so tests can check what happened inside gunicorn workers.
+Its "HEF" is a JSON file written by the tests: {"test_double_hef": true, "onnx": ..., "input_tensor": ...,
+"input_shape": [...], "outputs": {layer_name: {"source": onnx_output_name, "shape": [...]}}}. Like a real HEF,
+which holds only the part of the graph the DFC translated, it runs that ONNX from ``input_tensor`` on (the
+z-scored NCHW tensor), feeding it the NHWC input buffer transposed: a caller that hands it raw values gets
+wrong latents, as it would from the chip. Outputs are computed with ONNX Runtime so warm-up checks see real
+numbers; ``LAST_INPUT`` keeps a copy of the last input buffer run. Every call the app makes is appended to the
+JSON-lines file named by HAILO_DOUBLE_EVENTS (with the pid), so tests can check what happened inside gunicorn
+workers.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ SCAN_RESULT: list[str] = ["0000:01:00.0"]
 RUN_DELAY_S = float(os.environ.get("HAILO_DOUBLE_RUN_DELAY_MS", "0")) / 1000.0
 CHIP_TEMPERATURE_C = (41.5, 42.25)
 OUTPUT_FILL: float | None = None  # e.g. NaN: a chip or firmware that returns garbage
+LAST_INPUT: np.ndarray | None = None  # a copy of the input buffer of the last run
 
 
 class HailoRTException(Exception):
@@ -174,6 +179,7 @@ class _InferModel:
             raise HailoRTException(f"HAILO_INVALID_HEF: {hef_path} is not a HEF")
         self._vdevice = vdevice
         self._onnx = hef_path.parent / spec["onnx"]
+        self._input_tensor = spec["input_tensor"]
         self._input = _Stream("input_layer1", tuple(spec["input_shape"]))
         self._outputs = {name: _Stream(name, tuple(o["shape"])) for name, o in spec["outputs"].items()}
         self._sources = {name: o["source"] for name, o in spec["outputs"].items()}
@@ -229,10 +235,18 @@ class _Bindings:
 
 class _ConfiguredInferModel:
     def __init__(self, model: _InferModel) -> None:
+        import onnx.shape_inference
+        import onnx.utils
         import onnxruntime
 
         self._model = model
-        self._session = onnxruntime.InferenceSession(str(model._onnx), providers=["CPUExecutionProvider"])
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(model._onnx)))  # the extractor needs shapes
+        translated = onnx.utils.Extractor(graph).extract_model(
+            [model._input_tensor], sorted(set(model._sources.values()))
+        )
+        self._session = onnxruntime.InferenceSession(
+            translated.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
         self._busy = threading.Lock()
 
     def create_bindings(self) -> _Bindings:
@@ -240,6 +254,7 @@ class _ConfiguredInferModel:
         return _Bindings(list(self._model._outputs))
 
     def run(self, bindings: list[_Bindings], timeout: int) -> None:
+        global LAST_INPUT
         self._model._vdevice._check_process()
         if not self._busy.acquire(blocking=False):
             raise HailoRTException("test double: concurrent run() on the same configured model and bindings")
@@ -249,11 +264,13 @@ class _ConfiguredInferModel:
                 raise HailoRTTimeout(f"HAILO_TIMEOUT: run did not finish within {timeout} ms")
             time.sleep(RUN_DELAY_S)
             for binding in bindings:
-                window = binding.input().get_buffer().reshape(1, 100, 9).astype(np.float32)
+                nhwc = _frame(binding.input().get_buffer(), self._model._input.shape)
+                LAST_INPUT = nhwc.copy()
+                nchw = np.ascontiguousarray(nhwc.reshape(1, *nhwc.shape[-3:]).transpose(0, 3, 1, 2))
                 results = dict(
                     zip(
                         [o.name for o in self._session.get_outputs()],
-                        self._session.run(None, {"imu_window": window}),
+                        self._session.run(None, {self._model._input_tensor: nchw}),
                         strict=True,
                     )
                 )
@@ -264,3 +281,13 @@ class _ConfiguredInferModel:
                     )
         finally:
             self._busy.release()
+
+
+def _frame(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """HailoRT reads the buffer as one FLOAT32 frame: a wrong size or dtype is an error there."""
+    if buffer.dtype != np.float32 or buffer.size != int(np.prod(shape)) or not buffer.flags.c_contiguous:
+        raise HailoRTException(
+            f"HAILO_INVALID_ARGUMENT: input buffer {buffer.dtype} {buffer.shape} is not one contiguous "
+            f"float32 frame of shape {shape}"
+        )
+    return buffer.reshape(shape)

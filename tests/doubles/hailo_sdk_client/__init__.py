@@ -5,9 +5,12 @@ Tests put ``tests/doubles`` on ``sys.path`` to exercise ``compile.hailo_compile`
 It implements only the ClientRunner calls ``compile.hailo_compile`` makes, with the documented signatures, and
 checks what the real DFC would reject: call order, argument names, the start/end nodes existing in the ONNX,
 ``net_input_shapes`` matching the graph input, the calibration set being float32 NHWC of that input, and the
-model script's commands. The "emulator" fake-quantizes the raw input to 8 bits over the calibration range (the
-chip's input layer), applies the model script's normalization and runs the translated ONNX with ONNX Runtime,
-so a wrong script, layout or normalization shows up in the figures.
+model script's commands. It also enforces this project's HEF contract (not a DFC rule): the translated graph
+starts at the z-scored tensor, so what reaches its first layer (the calibration set, after a model script
+``normalization`` if any) must be z-scored per channel; raw or twice z-scored sets are rejected.
+The "emulator" fake-quantizes its input to 8 bits per tensor over the calibration range (the chip's input
+layer), applies the model script's normalization and runs the translated ONNX with ONNX Runtime, so a wrong
+script, layout or normalization shows up in the figures.
 Every call is appended to ``CALLS`` for tests to inspect.
 """
 
@@ -33,6 +36,10 @@ SCRIPT_COMMANDS = (
     "performance_param",
 )
 HEF_MAGIC = b"TEST-DOUBLE-HEF\n"
+# Per-channel bounds for "z-scored": loose, real windows are not exactly N(0, 1), but raw IMU values (gravity
+# ~9.8 on one axis, magnetometer tens of uT) and twice z-scored ones (std ~0.01-0.1) fall outside.
+Z_SCORED_MAX_ABS_MEAN = 3.0
+Z_SCORED_STD_RANGE = (0.1, 10.0)
 CALLS: list[tuple[str, dict[str, Any]]] = []
 
 
@@ -123,6 +130,7 @@ class ClientRunner:
             raise ValueError(f"calibration data shape {calib_data.shape} is not NHWC (N, {h}, {w}, {c})")
         if self._calibset_size is not None and calib_data.shape[0] < self._calibset_size:
             raise ValueError(f"calibset_size={self._calibset_size} but only {calib_data.shape[0]} images")
+        _require_z_scored(self._normalize(calib_data))
         self._input_range = (float(calib_data.min()), float(calib_data.max()))
         self._stage = "quantized"
 
@@ -171,3 +179,15 @@ class ClientRunner:
             raise RuntimeError(f"{call} called in stage {self._stage!r}, needs {stage!r}")
         if call == "translate_onnx_model" and self._stage != "new":
             raise RuntimeError("translate_onnx_model called twice")
+
+
+def _require_z_scored(nhwc: np.ndarray) -> None:
+    channels = nhwc.reshape(-1, nhwc.shape[-1]).astype(np.float64)
+    mean, std = channels.mean(0), channels.std(0)
+    low, high = Z_SCORED_STD_RANGE
+    bad = [c for c in range(len(mean)) if abs(mean[c]) > Z_SCORED_MAX_ABS_MEAN or not low <= std[c] <= high]
+    if bad:
+        raise ValueError(
+            "test double (project HEF contract): the translated graph takes z-scored input, but calibration "
+            f"channels {bad} have mean {mean[bad].round(3).tolist()} and std {std[bad].round(3).tolist()}"
+        )
