@@ -81,6 +81,43 @@ def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
     assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
 
 
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    """The value of one Prometheus sample (``name{labels} value``) in /metrics text, 0 when absent."""
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def test_benchmark_fills_the_report_and_the_metrics_for_every_pi(fleet: Fleet, play):
+    run = play("playbooks/benchmark.yml", extravars={"benchmark_requests": 200, "benchmark_max_seconds": 20})
+    assert_clean_run(run)
+    report = fleet.latest_report()
+    for pi in fleet.names:
+        targets = report["hosts"][pi]["targets"]
+        # Measured on every Pi: the load run from the Pi itself gives latency, memory and success figures.
+        for key in ("latency_p95_ms", "latency_p99_ms", "rss_mb", "success_pct"):
+            assert targets[key]["status"] in {"met", "not_met"}, (pi, key, targets[key])
+            assert targets[key]["value"] > 0, (pi, key, targets[key])
+        assert targets["success_pct"]["value"] == 100.0, (pi, targets["success_pct"])
+        # No accelerator in a simulated Pi: those targets say so, with the reason, and are never guessed.
+        for key in ("hailo_utilization_pct", "power_added_w"):
+            assert targets[key]["status"] == "not_measurable", (pi, key, targets[key])
+            assert targets[key]["value"] is None and targets[key]["reason"], (pi, key, targets[key])
+        for target in targets.values():
+            assert target["status"] != "not_measurable" or target["reason"], (pi, target)
+
+        code, metrics = fleet.sh(pi, "curl -sf http://127.0.0.1:8000/metrics")
+        assert code == 0, metrics
+        # The load run's requests are counted across all workers, and each worker reports its real memory.
+        assert metric_value(metrics, "hailo_pipeline_inferences_total", 'outcome="success"') >= 200
+        assert metric_value(metrics, "hailo_pipeline_inference_success_ratio") == 1.0
+        rss = [
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("hailo_pipeline_worker_resident_memory_bytes{")
+        ]
+        assert rss and all(20e6 < value < 512e6 for value in rss), rss
+
+
 def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, play, tmp_path):
     config = write_model_config(tmp_path / "model_config_b.json", std_scale=1.01)
     corrupted: list[str] = []
