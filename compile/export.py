@@ -27,7 +27,8 @@ from compile.normalization import Normalization
 OPSET = 13
 # Bump when the exported graph or the HEF's input contract changes for the same inputs: it feeds the bundle
 # version, so a bundle built under the old contract is never reused. 2: the HEF takes z-scored input.
-EXPORTER_VERSION = "2"
+# 3: the motif head centers the latent (Sub) before its Gemm, and its temperature has a floor.
+EXPORTER_VERSION = "3"
 INPUT_NAME = "imu_window"
 LATENT_NAME = "latent_embeddings"
 MOTIF_NAME = "motif_scores"
@@ -109,9 +110,10 @@ def build_onnx(
     fc_b = g.const("fc_mu/bias", encoder.fc_mu.bias.detach().numpy().astype(np.float32))
     latent = g.node("Gemm", [x, fc_w, fc_b], LATENT_NODE, output=LATENT_NAME, transB=1)
     motif_w, motif_b = motifs.linear()
+    centered = g.node("Sub", [latent, g.const("motifs/mean", motifs.center())], "motifs/center")
     logits = g.node(
         "Gemm",
-        [latent, g.const("motifs/weight", motif_w), g.const("motifs/bias", motif_b)],
+        [centered, g.const("motifs/weight", motif_w), g.const("motifs/bias", motif_b)],
         "motifs/gemm",
         transB=1,
     )

@@ -1,13 +1,21 @@
 """Motif head: 12 prototypes fitted with k-means on reference latents;
 ``motif_scores = softmax(-||z - c_k||^2 / T)``.
 
-``-||z - c_k||^2 / T = (2 z.c_k - ||c_k||^2) / T - ||z||^2 / T`` and the last term is the same for every k, so
-the softmax equals ``softmax(z W^T + b)`` with ``W = 2C/T``, ``b = -||c_k||^2/T``: one Gemm + Softmax in the
-graph, which the Hailo parser maps without a custom distance op.
+In the graph: ``softmax((z - m) W^T + b)`` with ``m`` the prototypes' mean, ``W = 2(C - m)/T`` and
+``b = -||c_k - m||^2/T``: a constant Sub, one Gemm and a Softmax, which the Hailo parser maps without a
+custom distance op. It is the same softmax: ``-||z - c_k||^2 = 2 (z-m).(c_k-m) - ||c_k-m||^2 - ||z-m||^2``
+and the last term is the same for every k. Centering matters in float32: uncentered, ``W = 2C/T`` and
+``b = -||c_k||^2/T`` are large terms that cancel, so the logits carry an error of ~1e-7 ||c||^2/T, which the
+softmax passes on.
 
 Temperature: the median, over reference windows, of the squared distance to their nearest prototype (the
-typical within-motif spread). A window that far from a prototype gets ``e^-1`` of the weight of one sitting on
-it, so scores stay graded instead of one-hot."""
+typical within-motif spread). A window that far from a prototype gets ``e^-1`` of the weight of one sitting
+on it, so scores stay graded instead of one-hot. Floor: ``T >= v / 16`` with ``v`` the prototypes' mean
+squared distance from ``m`` (the within-motif spread is taken as at least a quarter of the prototypes'
+radius). Without it a reference set of near-duplicates (many still windows) drives the median towards 0:
+scores turn one-hot and the logits, ``||c_k - m||^2 / T <= 12 v / T``, grow until float32 rounding shows in
+the scores. The floor bounds that term by ``12 * 16``; the trained encoder and the untrained default on the
+synthetic set stay above it (median/``v`` about 1/13 and 1/4)."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +29,8 @@ MOTIF_COUNT = 12
 KMEANS_SEED = 0
 KMEANS_RESTARTS = 4
 KMEANS_MAX_ITER = 100
+# T >= (prototypes' mean squared distance from their mean) / TEMPERATURE_SPREAD_DIVISOR; see the docstring.
+TEMPERATURE_SPREAD_DIVISOR = 16.0
 
 
 @dataclass(frozen=True)
@@ -29,9 +39,13 @@ class MotifHead:
     temperature: float
     fit: dict[str, Any] = field(default_factory=dict)
 
+    def center(self) -> np.ndarray:
+        """``m [64]``: the prototypes' mean, subtracted from the latent before the Gemm."""
+        return self.prototypes.astype(np.float64).mean(axis=0).astype(np.float32)
+
     def linear(self) -> tuple[np.ndarray, np.ndarray]:
-        """The equivalent Gemm: ``(W [K,64], b [K])``."""
-        c = self.prototypes.astype(np.float64)
+        """The equivalent Gemm on the centered latent ``z - center()``: ``(W [K,64], b [K])``."""
+        c = self.prototypes.astype(np.float64) - self.center().astype(np.float64)
         weight = 2.0 * c / self.temperature
         bias = -(c**2).sum(axis=1) / self.temperature
         return weight.astype(np.float32), bias.astype(np.float32)
@@ -71,7 +85,11 @@ def fit_motifs(latents: np.ndarray, labels: list[str] | None = None, k: int = MO
     assert best is not None
     inertia, centers, assign, iterations = best
     nearest_d2 = ((x - centers[assign]) ** 2).sum(axis=1)
-    temperature = float(max(np.median(nearest_d2), 1e-6))
+    median_d2 = float(np.median(nearest_d2))
+    spread = float(((centers - centers.mean(axis=0)) ** 2).sum(axis=1).mean())
+    floor = spread / TEMPERATURE_SPREAD_DIVISOR
+    # 1e-6 only for the degenerate case of identical latents (no spread at all).
+    temperature = max(median_d2, floor, 1e-6)
     sizes = np.bincount(assign, minlength=k)
     fit: dict[str, Any] = {
         "method": "kmeans++ (numpy, Lloyd)",
@@ -81,7 +99,14 @@ def fit_motifs(latents: np.ndarray, labels: list[str] | None = None, k: int = MO
         "inertia": inertia,
         "windows": int(x.shape[0]),
         "cluster_sizes": sizes.tolist(),
-        "temperature_rule": "median squared distance of reference latents to their nearest prototype",
+        "temperature_rule": (
+            "max(median squared distance of reference latents to their nearest prototype, "
+            f"prototypes' mean squared distance from their mean / {TEMPERATURE_SPREAD_DIVISOR:g})"
+        ),
+        "temperature_median_d2": median_d2,
+        "temperature_floor": floor,
+        "temperature_floored": floor > median_d2,
+        "centered": "latent minus the prototypes' mean before the Gemm",
     }
     if labels is not None:
         fit["dominant_activity"] = [

@@ -69,6 +69,20 @@ def test_normalization_is_inside_the_graph(default_parts):
     np.testing.assert_allclose(weights["normalize/std"].ravel(), normalization.std, rtol=1e-6)
 
 
+def test_motif_head_centers_the_latent_before_its_gemm(default_parts):
+    source, normalization, motifs, _ = default_parts
+    model = build_onnx(source.encoder, normalization, motifs, {})
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+    assert list(nodes["motifs/center"].input) == ["latent_embeddings", "motifs/mean"]
+    assert nodes["motifs/gemm"].input[0] == nodes["motifs/center"].output[0]
+    np.testing.assert_allclose(weights["motifs/mean"], motifs.prototypes.mean(axis=0), atol=1e-6)
+    # Centered, the Gemm's weights and biases stay small next to the uncentered 2C/T and ||c||^2/T.
+    c = motifs.prototypes.astype(np.float64)
+    uncentered_bias = (c**2).sum(axis=1) / motifs.temperature
+    assert np.abs(weights["motifs/bias"]).max() < np.abs(uncentered_bias).max()
+
+
 def test_dynamic_batch_and_raw_input(default_parts, tmp_path: Path):
     source, normalization, motifs, windows = default_parts
     path = tmp_path / "m.onnx"
@@ -84,7 +98,9 @@ def test_hailo_variant_takes_z_scored_nchw(default_parts, tmp_path: Path):
     source, normalization, motifs, windows = default_parts
     model = build_onnx(source.encoder, normalization, motifs, {}, raw_input=False)
     assert [(i.name, _dims(i)) for i in model.graph.input] == [(HAILO_INPUT_NAME, ["N", 9, 1, 100])]
-    assert not {"Sub", "Div", "Transpose"} & {n.op_type for n in model.graph.node}
+    assert not {"Div", "Transpose"} & {n.op_type for n in model.graph.node}
+    # The only Sub left centers the latent for the motif Gemm; the z-score is the host's job.
+    assert [n.name for n in model.graph.node if n.op_type == "Sub"] == ["motifs/center"]
     path = tmp_path / "hailo.onnx"
     save_onnx(model, path)
     z = (windows[:4] - np.float32(normalization.mean)) / np.float32(normalization.std)
