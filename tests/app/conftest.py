@@ -1,11 +1,11 @@
-"""Bundles built by the real compile CLI, once per session, and a few doctored copies of them."""
+"""The trained encoder's bundle (built by the real compile CLI, once per session; the default one comes from
+tests/conftest.py) and a few doctored copies of them."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,25 +19,8 @@ SHARED = REPO.parent / "shared"
 TRAINED_ONNX = SHARED / "models" / "tcn_encoder_for_edgeinfer.onnx"
 
 
-def build_bundle(out: Path, *source: str) -> Path:
-    result = subprocess.run(
-        [sys.executable, "-m", "compile", "build", "--out", str(out), *source],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="session")
-def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_bundle(tmp_path_factory.mktemp("default"))
-
-
-@pytest.fixture(scope="session")
-def trained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory, build_bundle: Callable[..., Path]) -> Path:
     if not TRAINED_ONNX.is_file():
         pytest.skip(f"{TRAINED_ONNX} is absent (../shared not available)")
     return build_bundle(tmp_path_factory.mktemp("trained"), "--source", str(TRAINED_ONNX))

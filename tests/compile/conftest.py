@@ -30,11 +30,6 @@ def shared_file() -> Callable[..., Path]:
 
 
 @pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return REPO
-
-
-@pytest.fixture(scope="session")
 def trained_onnx() -> Path:
     return _shared_file("models", "tcn_encoder_for_edgeinfer.onnx")
 
