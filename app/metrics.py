@@ -6,6 +6,7 @@ gunicorn.conf.py sees to it. Without it (tests with Flask's client) the metrics 
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -143,10 +144,29 @@ class ScrapeTimeCollector(Collector):
             yield soc
 
 
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:  # a dead worker's live-gauge file, removed by child_exit
+        return 0
+
+
+class WorkerFilesCollector(MultiProcessCollector):
+    """MultiProcessCollector that skips a worker's metrics file while it is still 0 bytes long.
+
+    prometheus_client creates each file before sizing it (prometheus/client_python#1199), so a scrape while a
+    worker starts used to fail on the empty file and /metrics answered 500. An empty file holds nothing yet.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        return self.merge([f for f in files if _file_size(f) > 0], accumulate=True)
+
+
 def render(thermal_root: Path) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     source: Collector | CollectorRegistry = (
-        MultiProcessCollector(None) if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else REGISTRY
+        WorkerFilesCollector(None) if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else REGISTRY
     )
     registry.register(ScrapeTimeCollector(source, thermal_root))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -135,7 +135,7 @@ class AppServer:
 
     def metrics(self) -> str:
         answer = self.request("GET", "/metrics")
-        assert answer.status == 200
+        assert answer.status == 200, (answer.status, answer.body[:500], self.log()[-2000:])
         return answer.body.decode()
 
     def log(self) -> str:

@@ -121,3 +121,15 @@ def test_rss_absent_without_proc(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert resources.worker_rss_bytes(tmp_path / "statm") is None
     assert caplog.text.count("worker RSS not exported") == 1
     assert resources.worker_rss_bytes() > 1_000_000  # this process, from the real /proc/self/statm
+
+
+def test_scrape_while_a_worker_creates_its_metrics_file(busy_server: AppServer) -> None:
+    """A starting worker's file exists at 0 bytes before prometheus_client sizes it (client_python#1199);
+    a scrape in that instant must still answer 200 with every other worker's series."""
+    empty = busy_server.workdir / "metrics" / "counter_4194303.db"
+    empty.touch()
+    try:
+        text = busy_server.metrics()
+    finally:
+        empty.unlink()
+    assert value(text, "hailo_pipeline_inferences_total", outcome="success") == GOOD
