@@ -4,6 +4,7 @@ stub, as EdgeInfer does when its backend fails (../shared/docs/EDGEINFER_CONTRAC
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import socket
@@ -83,6 +84,15 @@ class AppHandler(Handler):
         if mode == "array":
             self.send_json(200, latent)
             return
+        if mode in ("not_utf8", "truncated"):
+            # A broken proxy or a worker killed mid-answer: not JSON text, or fewer bytes than announced.
+            body = b"\xff\xfe{" if mode == "not_utf8" else b'{"latent": [0.1, '
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) + (100 if mode == "truncated" else 0)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if mode == "slow":
             time.sleep(3)
         answers = {
@@ -127,7 +137,15 @@ class EdgeInferHandler(Handler):
             latent, motifs = answer["latent"], answer["motif_scores"]
             assert len(latent) == 64 and len(motifs) == 12
             self.send_json(200, {"latent": as_float32(latent), "motif_scores": as_float32(motifs)})
-        except (urllib.error.URLError, TimeoutError, ValueError, KeyError, TypeError, AssertionError):
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AssertionError,
+        ):
             self.send_json(200, stub_answer())
 
 
@@ -244,6 +262,8 @@ def test_app_latent_off_fails_golden_app(metadata_path: Path, app: StandIn, edge
         ("short", "app answer has no finite latent of length 64"),
         ("array", "app answer has no finite latent of length 64"),
         ("503", "HTTP 503 from http://127.0.0.1:"),
+        ("not_utf8", "http://127.0.0.1:"),
+        ("truncated", "http://127.0.0.1:"),
     ],
 )
 def test_app_without_a_usable_latent_fails_both_checks(

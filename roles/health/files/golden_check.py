@@ -9,6 +9,7 @@ code is non-zero only when the script itself cannot run (unreadable metadata, ba
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import statistics
@@ -48,8 +49,10 @@ def post_window(
             _ms_since(started),
             f"HTTP {exc.code} from {url}: {exc.read()[:200].decode(errors='replace')}",
         )
-    except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as exc:
-        return None, _ms_since(started), f"{url}: {exc}"
+    # OSError: timeouts and dropped connections; HTTPException: a body cut short (IncompleteRead) or a garbled
+    # status line; ValueError: an answer that is not JSON text (bad JSON, not UTF-8).
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        return None, _ms_since(started), f"{url}: {exc.__class__.__name__}: {exc}"
     return answer, _ms_since(started), ""
 
 
