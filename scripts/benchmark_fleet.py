@@ -3,7 +3,8 @@
 For each fleet size (default 2, 4 and 8 Pis) the fleet is recreated from clean images and `site.yml` is timed;
 on 4 Pis the idempotent re-run, a deploy of a second model version and a fleet `rollback.yml` are timed too.
 The control-host build (bundle + wheelhouse) is made once beforehand and timed on its own: every size then
-measures the fleet work only. Prints one line per figure and a JSON summary (also written to
+measures the fleet work only. Prints one line per figure, with how busy the host's CPUs were (simulated Pis
+share them with the control host, so a run near 100 % is CPU-bound), and a JSON summary (also written to
 reports/benchmark_fleet.json).
 
     python scripts/benchmark_fleet.py [--sizes 2 4 8]
@@ -62,6 +63,19 @@ def checked(run: PlaybookRun) -> float:
     return run.wall_s
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of all CPUs busy between two cpu_times() readings: near 100 % means the run was CPU-bound."""
+    total = after[1] - before[1]
+    return 100.0 * (after[0] - before[0]) / total if total else 0.0
+
+
 def second_model_config(folder: Path) -> str:
     """A model_config.json with other normalization: a new bundle version of the default model to deploy."""
     from compile.normalization import default_normalization
@@ -109,35 +123,36 @@ def main(argv: list[str] | None = None) -> int:
     if any(size < 1 for size in args.sizes):
         parser.error("--sizes must be positive")
     figures: dict[str, float] = {}
+    cpu_busy: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         bench = BenchFleet(Path(tmp))
 
-        def play(playbook: str, extravars: dict[str, Any] | None = None) -> float:
+        def play(playbook: str, extravars: dict[str, Any] | None = None, figure: str = "") -> float:
             extravars = {"reports_dir": str(Path(tmp) / "reports"), **(extravars or {})}
-            return checked(run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars))
+            before = cpu_times()
+            wall = checked(run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars))
+            if figure:
+                figures[figure] = wall
+                cpu_busy[figure] = busy_pct(before, cpu_times())
+                print(f"{figure}: {wall:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy", flush=True)
+            return wall
 
         try:
-            figures["build_s"] = play("playbooks/build.yml", {"pi_architecture": "x86_64"})
+            play("playbooks/build.yml", {"pi_architecture": "x86_64"}, figure="build_s")
             for size in sorted(args.sizes):
                 bench.fresh(size)
-                figures[f"clean_{size}_s"] = play("site.yml")
-                print(f"site.yml from clean on {size} Pis: {figures[f'clean_{size}_s']:.1f} s", flush=True)
+                play("site.yml", figure=f"clean_{size}_s")
                 if size != 4:
                     continue
-                figures["rerun_4_s"] = play("site.yml")
-                print(f"idempotent re-run on 4 Pis: {figures['rerun_4_s']:.1f} s", flush=True)
-                figures["new_version_4_s"] = play(
-                    "site.yml", {"model_config": second_model_config(Path(tmp))}
-                )
-                print(f"new model version on 4 Pis: {figures['new_version_4_s']:.1f} s", flush=True)
-                figures["rollback_4_s"] = play("rollback.yml")
-                print(f"fleet rollback on 4 Pis: {figures['rollback_4_s']:.1f} s", flush=True)
+                play("site.yml", figure="rerun_4_s")
+                play("site.yml", {"model_config": second_model_config(Path(tmp))}, figure="new_version_4_s")
+                play("rollback.yml", figure="rollback_4_s")
         except BenchmarkError as exc:
             print(f"benchmark_fleet: {exc}", file=sys.stderr)
             return 1
         finally:
             bench.down()
-    summary = {"figures_s": figures, "targets": judge(figures)}
+    summary = {"figures_s": figures, "host_cpu_busy_pct": cpu_busy, "targets": judge(figures)}
     for entry in summary["targets"].values():
         value = "-" if entry["value"] is None else f"{entry['value']:.2f}"
         print(f"{entry['target']}: {value} (limit {entry['limit']}) -> {entry['status']}")

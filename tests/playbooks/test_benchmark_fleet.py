@@ -1,6 +1,6 @@
 """benchmark_fleet's verdicts on the rollout targets from measured wall times."""
 
-from benchmark_fleet import judge
+from benchmark_fleet import busy_pct, cpu_times, judge
 
 
 def test_targets_met_not_met_and_not_measured():
@@ -24,3 +24,10 @@ def test_limits_are_inclusive():
     assert verdicts["rerun_ratio"]["status"] == "met"
     assert verdicts["rollback_s"]["status"] == "met"
     assert verdicts["scaling_8_vs_2"]["status"] == "not measured"
+
+
+def test_cpu_busy_share_between_readings():
+    assert busy_pct((50, 100), (150, 300)) == 50.0
+    assert busy_pct((50, 100), (50, 100)) == 0.0  # no time passed: not a division by zero
+    busy, total = cpu_times()
+    assert 0 < busy < total  # read from this machine's /proc/stat
