@@ -1,9 +1,10 @@
 """End-to-end: site.yml and rollback.yml against a simulated 3-Pi fleet over real SSH and systemd.
 
 The tests run in file order and build on each other (one fleet, one history), like an operator's week:
-fresh deploy → idempotent re-run → a new model that fails on one Pi → a Pi lost mid-deploy → rollbacks and the
-kill switch → a deploy killed mid-run. Outcomes are read from ansible-runner's per-host stats and events, from
-the fleet report JSON, and from the Pis themselves; never from ansible-playbook's text.
+fresh deploy → idempotent re-run → drift on two Pis converged back → a new model that fails on one Pi → a Pi
+lost mid-deploy → rollbacks and the kill switch → a deploy killed mid-run. Outcomes are read from
+ansible-runner's per-host stats and events, from the fleet report JSON, and from the Pis themselves; never
+from ansible-playbook's text.
 """
 
 from __future__ import annotations
@@ -78,6 +79,22 @@ def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
     changed = {host: run.count("changed", host) for host in [*fleet.names, "localhost"]}
     assert changed == dict.fromkeys(changed, 0)
     assert run.wall_s < STATE["fresh_s"], (run.wall_s, STATE["fresh_s"])
+    assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
+
+
+def test_drift_on_two_pis_is_converged_back_and_the_third_left_alone(fleet: Fleet, play):
+    unit = "/etc/systemd/system/hailo-inference.service"
+    code, original_unit = fleet.sh(PI2, f"cat {unit}")
+    assert code == 0, original_unit
+    assert fleet.sh(PI2, f"echo '# hand edit' >> {unit}")[0] == 0
+    assert fleet.sh(PI3, "systemctl stop hailo-inference.service")[0] == 0
+
+    run = play("site.yml")
+    assert_clean_run(run)
+    assert run.count("changed", PI1) == 0
+    assert run.count("changed", PI2) > 0 and run.count("changed", PI3) > 0
+    assert fleet.sh(PI2, f"cat {unit}")[1] == original_unit
+    assert fleet.sh(PI3, "systemctl is-active hailo-inference.service")[1] == "active"
     assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
 
 
