@@ -127,26 +127,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         bench = BenchFleet(Path(tmp))
 
-        def play(playbook: str, extravars: dict[str, Any] | None = None, figure: str = "") -> float:
+        def play(figure: str, playbook: str, extravars: dict[str, Any] | None = None) -> None:
             extravars = {"reports_dir": str(Path(tmp) / "reports"), **(extravars or {})}
             before = cpu_times()
-            wall = checked(run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars))
-            if figure:
-                figures[figure] = wall
-                cpu_busy[figure] = busy_pct(before, cpu_times())
-                print(f"{figure}: {wall:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy", flush=True)
-            return wall
+            figures[figure] = checked(
+                run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
+            )
+            cpu_busy[figure] = busy_pct(before, cpu_times())
+            print(f"{figure}: {figures[figure]:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy", flush=True)
 
         try:
-            play("playbooks/build.yml", {"pi_architecture": "x86_64"}, figure="build_s")
+            play("build_s", "playbooks/build.yml", {"pi_architecture": "x86_64"})
             for size in sorted(args.sizes):
                 bench.fresh(size)
-                play("site.yml", figure=f"clean_{size}_s")
+                play(f"clean_{size}_s", "site.yml")
                 if size != 4:
                     continue
-                play("site.yml", figure="rerun_4_s")
-                play("site.yml", {"model_config": second_model_config(Path(tmp))}, figure="new_version_4_s")
-                play("rollback.yml", figure="rollback_4_s")
+                play("rerun_4_s", "site.yml")
+                play("new_version_4_s", "site.yml", {"model_config": second_model_config(Path(tmp))})
+                play("rollback_4_s", "rollback.yml")
         except BenchmarkError as exc:
             print(f"benchmark_fleet: {exc}", file=sys.stderr)
             return 1
