@@ -16,12 +16,24 @@ from app.backends.base import Backend, BackendError, Inference
 from app.backends.selection import Choice, choose_backend, create_backend
 from app.bundle import BundleError, verify_bundle
 from app.config import AppConfig
+from app.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
 
 log = logging.getLogger(__name__)
 
 # Consecutive failed inferences after which /healthz says so: EdgeInfer hides backend failures behind stub
 # output, so a chip that broke after start-up must show in the one signal deploys and fleet checks look at.
 FAILURE_LIMIT = 3
+
+
+def bundle_ranges(metadata: dict[str, Any]) -> InputRanges:
+    """The bundle's physical ranges; a bundle compiled before they were recorded gets the same defaults."""
+    if "input_ranges" not in metadata:
+        log.warning("bundle records no input_ranges: checking windows against the default physical ranges")
+        return default_ranges()
+    try:
+        return ranges_from(metadata["input_ranges"], "bundle")
+    except RangesError as exc:
+        raise BackendError("bad_model", f"model_metadata.json: {exc}") from None
 
 
 class NotReady(Exception):
@@ -34,6 +46,7 @@ class Served:
     metadata: dict[str, Any]
     model_file: str
     sha256: str
+    input_ranges: InputRanges
 
 
 class ModelService:
@@ -65,7 +78,13 @@ class ModelService:
             log.info("backend %s: %s", self.choice.backend, self.choice.reason)
             backend = create_backend(self.choice, self.config, metadata)
             model_file = metadata["model"]["hef" if self.choice.backend == "hailort" else "onnx"]
-            served = Served(backend, metadata, model_file, metadata["files"][model_file]["sha256"])
+            served = Served(
+                backend,
+                metadata,
+                model_file,
+                metadata["files"][model_file]["sha256"],
+                bundle_ranges(metadata),
+            )
             self._stage("loading", f"loading {model_file} with {backend.name}")
             try:
                 backend.load()
@@ -162,6 +181,10 @@ class ModelService:
             "untrained_default": bool(served.metadata.get("untrained_default")),
             **served.backend.describe(),
         }
+
+    @property
+    def input_ranges(self) -> InputRanges | None:
+        return self._served.input_ranges if self._served else None
 
     @property
     def model_version(self) -> str:

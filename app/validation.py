@@ -1,9 +1,11 @@
-"""Strict checks of the `POST /infer` body: exactly 100 rows x 9 finite numbers, each problem named."""
+"""Strict checks of the `POST /infer` body: exactly 100 rows x 9 finite numbers inside each channel's physical
+range, each problem named. Malformed bodies are 400; well-formed windows no IMU can produce are 422."""
 
 from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 
 import numpy as np
 import orjson
@@ -11,6 +13,7 @@ from flask import Request
 
 from app.backends.base import WINDOW_SHAPE
 from app.errors import ApiError
+from app.input_ranges import CHANNEL_ORDER, InputRanges
 
 ROWS, COLUMNS = WINDOW_SHAPE
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -51,7 +54,7 @@ def parse_precisely(body: bytes) -> object:
         raise bad("invalid_json", "request body is nested too deeply") from None
 
 
-def parse_window(request: Request) -> np.ndarray:
+def parse_window(request: Request, ranges: InputRanges | None = None) -> np.ndarray:
     check_content_type(request)
     body = request.get_data(cache=False)
     limit = request.max_content_length
@@ -69,10 +72,16 @@ def parse_window(request: Request) -> np.ndarray:
         raise bad("invalid_body", f'expected a JSON object {{"x": ...}}, got {type(document).__name__}')
     if "x" not in document:
         raise bad("missing_x", 'the JSON object has no "x" key; expected {"x": [[9 numbers] x 100]}')
-    return window_from(document["x"])
+    return window_from(document["x"], ranges)
 
 
-def window_from(x: object) -> np.ndarray:
+@lru_cache(maxsize=4)
+def _bounds(ranges: InputRanges) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(ranges.low, np.float64), np.asarray(ranges.high, np.float64)
+
+
+def window_from(x: object, ranges: InputRanges | None = None) -> np.ndarray:
+    """The float32 window; ``ranges`` (the served bundle's) is None only before a model is loaded."""
     if not isinstance(x, list):
         raise bad("invalid_x", f"x must be a list of {ROWS} rows, got {type(x).__name__}")
     if len(x) != ROWS:
@@ -87,13 +96,19 @@ def window_from(x: object) -> np.ndarray:
             values = np.array(x, dtype=np.float64)
         except OverflowError:  # an integer beyond float64
             values = None
-        # NaN fails the comparison too, so this also rejects NaN/Infinity (e.g. 1e999 parses to inf).
-        if values is not None and bool(np.all(np.abs(values) <= FLOAT32_MAX)):
-            return values.astype(np.float32)
-    raise first_problem(x)
+        # NaN fails the comparisons too, so this also rejects NaN/Infinity (e.g. 1e999 parses to inf).
+        if values is not None:
+            if ranges is None:
+                inside = np.all(np.abs(values) <= FLOAT32_MAX)
+            else:
+                low, high = _bounds(ranges)
+                inside = np.all((values >= low) & (values <= high))
+            if inside:
+                return values.astype(np.float32)
+    raise first_problem(x, ranges)
 
 
-def first_problem(x: list) -> ApiError:
+def first_problem(x: list, ranges: InputRanges | None = None) -> ApiError:
     for r, row in enumerate(x):
         if not isinstance(row, list):
             return bad("invalid_row", f"x[{r}] must be a list of {COLUMNS} numbers, got {type(row).__name__}")
@@ -106,9 +121,23 @@ def first_problem(x: list) -> ApiError:
                 return bad("not_a_number", f"x[{r}][{c}] must be a number, got {_json_type(value)}")
             if kind is float and not math.isfinite(value):
                 return bad("non_finite", f"x[{r}][{c}] is not a finite number")
+            if ranges is not None and not ranges.low[c] <= value <= ranges.high[c]:
+                return ApiError(
+                    422,
+                    "out_of_range",
+                    f"x[{r}][{c}] = {_shown(value)} (row {r}, channel {CHANNEL_ORDER[c]}) is outside the "
+                    f"channel's physical range {ranges.describe(c)}",
+                )
             if abs(value) > FLOAT32_MAX:
-                return bad("out_of_range", f"x[{r}][{c}] = {value!r} does not fit in float32")
+                return ApiError(422, "out_of_range", f"x[{r}][{c}] = {_shown(value)} does not fit in float32")
     return bad("invalid_x", f"x must be {ROWS} rows of {COLUMNS} finite numbers")
+
+
+def _shown(value: float) -> str:
+    try:
+        return f"{value:.10g}"
+    except OverflowError:  # an integer beyond float64
+        return f"an integer of {len(str(abs(value)))} digits"
 
 
 def _json_type(value: object) -> str:

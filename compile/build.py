@@ -3,7 +3,7 @@
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import onnxruntime
 import torch
 
 from app.bundle import file_digest
+from app.input_ranges import InputRanges, default_ranges
 from compile import hailo_compile
 from compile.bundle import (
     CALIBRATION_FILE,
@@ -40,7 +41,7 @@ from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
-from compile.normalization import Normalization, load_normalization
+from compile.normalization import Normalization, load_input_ranges, load_normalization
 from compile.reference_windows import (
     ACTIVITIES,
     DEFAULT_PER_ACTIVITY,
@@ -77,6 +78,7 @@ class Inputs:
     windows: np.ndarray
     labels: list[str] | None
     reference: dict[str, Any]
+    input_ranges: InputRanges = field(default_factory=default_ranges)
 
 
 def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
@@ -85,6 +87,7 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
     with timer.stage("load", f"model source {options.source or 'untrained default (seeded weights)'}"):
         source = load_source(options.source, trust_pickle=options.trust_pickle)
         normalization = load_normalization(options.config)
+        input_ranges = load_input_ranges(options.config)
     if source.untrained_default:
         timer.note(
             "UNTRAINED DEFAULT model: seeded weights, not the trained encoder (pass --source to deploy one)"
@@ -112,7 +115,7 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
                 "sha256": file_digest(options.reference_windows)["sha256"],
             }
     reference["windows"] = int(windows.shape[0])
-    return Inputs(source, normalization, windows, labels, reference)
+    return Inputs(source, normalization, windows, labels, reference, input_ranges)
 
 
 def fit_head(inputs: Inputs, timer: StageTimer) -> MotifHead:
@@ -146,6 +149,7 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
         options.hw_arch,
         EXPORTER_VERSION,
         dfc,
+        inputs.input_ranges.to_metadata(),
     )
     target = options.out / version
     if existing_bundle(target) is not None:
@@ -236,6 +240,7 @@ def describe(
             {"name": MOTIF_NAME, "shape": ["N", int(motifs.prototypes.shape[0])], "dtype": "float32"},
         ],
         "normalization": inputs.normalization.to_metadata(),
+        "input_ranges": inputs.input_ranges.to_metadata(),
         "motifs": motifs.to_metadata(),
         "calibration_set": {"file": CALIBRATION_FILE, "shape": list(inputs.windows.shape), "raw": True},
         "tools": {

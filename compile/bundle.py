@@ -28,6 +28,7 @@ def bundle_version(
     hw_arch: str,
     exporter_version: str,
     dfc_version: str | None,
+    input_ranges: dict[str, Any],
 ) -> str:
     """``tcn-<12 hex>`` over everything that determines the bundle's content. The DFC version is part of it
     because a bundle built with the DFC holds a .hef that one built without it does not."""
@@ -40,6 +41,7 @@ def bundle_version(
         "hw_arch": hw_arch,
         "exporter": exporter_version,
         "dfc": dfc_version,
+        "input_ranges": {k: input_ranges[k] for k in ("min", "max")},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return f"tcn-{digest[:12]}"

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from app.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
 from compile.errors import CompileError
 from compile.model import INPUT_CHANNELS
 
@@ -47,12 +48,7 @@ def load_normalization(config_path: Path | None) -> Normalization:
     """Read ``normalization`` from a model_config.json (upstream's format), or use the same defaults."""
     if config_path is None:
         return default_normalization()
-    try:
-        config = json.loads(config_path.read_text())
-    except OSError as exc:
-        raise CompileError(f"{config_path}: cannot read model config ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CompileError(f"{config_path}: model config is not valid JSON ({exc})") from None
+    config = _read_config(config_path)
     section = config.get("normalization") if isinstance(config, dict) else None
     if not isinstance(section, dict):
         raise CompileError(f"{config_path}: model config has no 'normalization' object")
@@ -71,6 +67,29 @@ def load_normalization(config_path: Path | None) -> Normalization:
             f"{config_path}: channel_order {order} differs from EdgeInfer's {list(CHANNEL_ORDER)}"
         )
     return Normalization(mean, std, CHANNEL_ORDER, source=str(config_path))
+
+
+def load_input_ranges(config_path: Path | None) -> InputRanges:
+    """The physical range check the app applies to raw windows: the model config's optional ``input_ranges``
+    (``{"min": [9], "max": [9]}`` in the model's units) or app.input_ranges' defaults."""
+    if config_path is None:
+        return default_ranges()
+    config = _read_config(config_path)
+    if not isinstance(config, dict) or "input_ranges" not in config:
+        return default_ranges()
+    try:
+        return ranges_from(config["input_ranges"], str(config_path))
+    except RangesError as exc:
+        raise CompileError(f"{config_path}: {exc}") from None
+
+
+def _read_config(config_path: Path) -> object:
+    try:
+        return json.loads(config_path.read_text())
+    except OSError as exc:
+        raise CompileError(f"{config_path}: cannot read model config ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CompileError(f"{config_path}: model config is not valid JSON ({exc})") from None
 
 
 def _channel_values(config_path: Path, section: dict[str, Any], key: str) -> tuple[float, ...]:

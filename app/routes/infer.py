@@ -18,8 +18,8 @@ blueprint = Blueprint("infer", __name__)
 
 @blueprint.post("/infer")
 def infer() -> Response:
-    window = parse_window(request)
     service: ModelService = current_app.extensions["hailo_pipeline"]
+    window = parse_window(request, service.input_ranges)
     started = time.perf_counter()
     try:
         result = service.infer(window)

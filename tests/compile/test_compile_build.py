@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from app.bundle import verify_bundle
+from app.input_ranges import default_ranges
 from compile.build import BuildOptions, build
 from compile.bundle import bundle_version
 from compile.errors import CompileError
@@ -51,6 +52,7 @@ def test_metadata_has_the_design_keys(bundle_fixture: str, request: pytest.Fixtu
     assert [o["name"] for o in metadata["outputs"]] == ["latent_embeddings", "motif_scores"]
     assert metadata["normalization"]["method"] == "z_score_per_channel"
     assert len(metadata["normalization"]["mean"]) == 9
+    assert metadata["input_ranges"] == default_ranges().to_metadata()  # what the app checks raw windows with
     assert metadata["motifs"]["count"] == 12 and len(metadata["motifs"]["prototypes"]) == 12
     assert metadata["motifs"]["temperature"] > 0
     assert metadata["tools"]["hailo_sdk_client"] is None
@@ -115,19 +117,24 @@ def test_damaged_bundle_is_rebuilt(tmp_path: Path):
 def test_version_depends_on_every_input():
     windows = synthetic_windows(per_activity=2)[0]
     normalization = {"method": "z", "mean": [0.0] * 9, "std": [1.0] * 9, "channel_order": list("abcdefghi")}
-    base = bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None)
+    ranges = default_ranges().to_metadata()
+    base = bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None, ranges)
     assert base == bundle_version(
-        "a" * 64, dict(normalization, source="elsewhere"), windows, "hailo8", EXPORTER_VERSION, None
-    )
+        "a" * 64, dict(normalization, source="elsewhere"), windows, "hailo8", EXPORTER_VERSION, None,
+        dict(ranges, source="elsewhere"),
+    )  # fmt: skip
     variants = [
-        bundle_version("b" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None),
+        bundle_version("b" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None, ranges),
         bundle_version(
-            "a" * 64, dict(normalization, std=[2.0] * 9), windows, "hailo8", EXPORTER_VERSION, None
+            "a" * 64, dict(normalization, std=[2.0] * 9), windows, "hailo8", EXPORTER_VERSION, None, ranges
         ),
-        bundle_version("a" * 64, normalization, windows * 1.01, "hailo8", EXPORTER_VERSION, None),
-        bundle_version("a" * 64, normalization, windows, "hailo8l", EXPORTER_VERSION, None),
-        bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION + ".next", None),
-        bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, "3.33.0"),
+        bundle_version("a" * 64, normalization, windows * 1.01, "hailo8", EXPORTER_VERSION, None, ranges),
+        bundle_version("a" * 64, normalization, windows, "hailo8l", EXPORTER_VERSION, None, ranges),
+        bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION + ".next", None, ranges),
+        bundle_version("a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, "3.33.0", ranges),
+        bundle_version(
+            "a" * 64, normalization, windows, "hailo8", EXPORTER_VERSION, None, dict(ranges, max=[1.0] * 9)
+        ),
     ]
     assert len({base, *variants}) == len(variants) + 1
 

@@ -6,8 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.input_ranges import InputRanges, default_ranges
 from compile.errors import CompileError
-from compile.normalization import CHANNEL_ORDER, default_normalization, load_normalization
+from compile.normalization import (
+    CHANNEL_ORDER,
+    default_normalization,
+    load_input_ranges,
+    load_normalization,
+)
 from compile.reference_windows import ACTIVITIES, load_windows, synthetic_window, synthetic_windows
 
 
@@ -51,6 +57,59 @@ def test_model_config_that_is_not_json(tmp_path: Path):
     path.write_text("normalization: yes")
     with pytest.raises(CompileError, match="not valid JSON"):
         load_normalization(path)
+
+
+def test_default_input_ranges_are_twice_the_widest_full_scales(model_config: Path):
+    ranges = load_input_ranges(model_config)  # upstream's config has no input_ranges: the defaults
+    assert ranges == load_input_ranges(None) == default_ranges()
+    assert ranges.high == (313.8128,) * 3 + (69.8132,) * 3 + (9800.0,) * 3
+    assert ranges.low == tuple(-h for h in ranges.high)
+    assert ranges.describe(3) == "-69.8132..69.8132 rad/s"
+
+
+def within(ranges: InputRanges, windows: np.ndarray) -> bool:
+    return bool(np.all((windows >= ranges.low) & (windows <= ranges.high)))
+
+
+def test_shipped_samples_and_reference_windows_pass_the_default_ranges(repo_root: Path):
+    ranges = default_ranges()
+    assert within(ranges, synthetic_windows()[0])
+    samples = sorted((repo_root.parent / "shared" / "samples").glob("*.json"))
+    if not samples:
+        pytest.skip("../shared/samples is absent")
+    for sample in samples:
+        assert within(ranges, np.array(json.loads(sample.read_text())["x"])), sample.name
+
+
+def test_input_ranges_from_the_model_config(tmp_path: Path):
+    path = tmp_path / "model_config.json"
+    custom = {"min": [-20.0] * 3 + [-10.0] * 3 + [-100] * 3, "max": [20.0] * 3 + [10.0] * 3 + [100] * 3}
+    path.write_text(
+        json.dumps({"normalization": {"mean": [0.0] * 9, "std": [1.0] * 9}, "input_ranges": custom})
+    )
+    ranges = load_input_ranges(path)
+    assert ranges.low[0] == -20.0 and ranges.high[8] == 100.0 and ranges.source == str(path)
+    assert ranges.to_metadata()["min"] == custom["min"]
+
+
+@pytest.mark.parametrize(
+    ("section", "reason"),
+    [
+        ([1, 2], "must be an object"),
+        ({"min": [0.0] * 9}, "input_ranges.max must be a list of 9"),
+        ({"min": [0.0] * 9, "max": [1.0] * 8}, "input_ranges.max must be a list of 9"),
+        ({"min": [0.0] * 9, "max": [1e39] * 9}, "float32"),
+        ({"min": [0.0] * 9, "max": [True] * 9}, "input_ranges.max must be a list of 9"),
+        ({"min": [1.0] * 9, "max": [1.0] * 9}, "min must be below"),
+        ({"min": [0.0] * 9, "max": [1.0] * 9, "channel_order": list("abcdefghi")}, "channel_order"),
+    ],
+)
+def test_bad_input_ranges(tmp_path: Path, section: object, reason: str):
+    path = tmp_path / "model_config.json"
+    path.write_text(json.dumps({"input_ranges": section}))
+    with pytest.raises(CompileError, match=reason) as error:
+        load_input_ranges(path)
+    assert str(path) in str(error.value)
 
 
 def test_synthetic_windows_are_deterministic_and_seed_dependent():

@@ -1,0 +1,75 @@
+"""Per-channel physical ranges of a raw window: a value no IMU can produce is the client's error (422).
+
+Standard library only, like app.bundle: compile writes the ranges into the bundle metadata from here (or
+from the model config's ``input_ranges``), the app reads them back from the bundle it serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+CHANNEL_ORDER = ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz")
+# The model's units (compile/normalization.py: the shipped z-score puts az's mean at 9.78, gyro std ~1 rad/s).
+UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3 + ("uT",) * 3
+
+STANDARD_GRAVITY = 9.80665
+DEG_PER_RAD = 57.29577951308232
+# Twice the widest common full scales (+-16 g, +-2000 deg/s, +-4,900 uT): the factor 2 still admits the next
+# tier of parts (+-32 g, +-4000 deg/s: LSM6DSO32, ICM-42686-P) and calibration pushing a saturated reading
+# past its nominal scale, while the windows that overflow the model lie ~30 orders of magnitude further out.
+MARGIN = 2.0
+FULL_SCALE = (16 * STANDARD_GRAVITY,) * 3 + (2000 / DEG_PER_RAD,) * 3 + (4900.0,) * 3
+
+
+@dataclass(frozen=True)
+class InputRanges:
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    source: str = "defaults"
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "channel_order": list(CHANNEL_ORDER),
+            "units": list(UNITS),
+            "min": list(self.low),
+            "max": list(self.high),
+            "source": self.source,
+        }
+
+    def describe(self, channel: int) -> str:
+        return f"{self.low[channel]:.10g}..{self.high[channel]:.10g} {UNITS[channel]}"
+
+
+def default_ranges() -> InputRanges:
+    return InputRanges(
+        tuple(round(-MARGIN * f, 4) for f in FULL_SCALE), tuple(round(MARGIN * f, 4) for f in FULL_SCALE)
+    )
+
+
+class RangesError(ValueError):
+    """An ``input_ranges`` object is malformed; the message says which key."""
+
+
+def ranges_from(section: object, source: str) -> InputRanges:
+    """Parse ``{"min": [9 numbers], "max": [9 numbers]}`` (channel order as CHANNEL_ORDER), as written by
+    to_metadata or given in a model config."""
+    if not isinstance(section, dict):
+        raise RangesError("input_ranges must be an object with 'min' and 'max' lists")
+    order = section.get("channel_order", list(CHANNEL_ORDER))
+    if list(order) != list(CHANNEL_ORDER):
+        raise RangesError(f"input_ranges.channel_order {order} differs from {list(CHANNEL_ORDER)}")
+    bounds = []
+    for key in ("min", "max"):
+        values = section.get(key)
+        if (
+            not isinstance(values, list)
+            or len(values) != len(CHANNEL_ORDER)
+            or not all(type(v) in (int, float) and abs(v) < 3.4e38 for v in values)
+        ):
+            raise RangesError(f"input_ranges.{key} must be a list of {len(CHANNEL_ORDER)} float32 numbers")
+        bounds.append(tuple(float(v) for v in values))
+    low, high = bounds
+    if not all(lo < hi for lo, hi in zip(low, high, strict=True)):
+        raise RangesError("input_ranges.min must be below input_ranges.max for every channel")
+    return InputRanges(low, high, source)
