@@ -48,7 +48,7 @@ def create_app(config: AppConfig, start_loading: bool = True) -> Flask:
         if started is not None:
             metrics.REQUEST_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         if response.status_code >= 400:
-            metrics.ERRORS.labels(kind=g.get("error_kind", "unknown")).inc()
+            metrics.count_error(response.status_code, g.get("error_kind", "unknown"))
         metrics.sample_worker_rss()
         return response
 

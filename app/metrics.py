@@ -52,14 +52,29 @@ MODEL_LATENCY = Histogram(
     ["backend"],
     buckets=LATENCY_BUCKETS,
 )
-ERRORS = Counter("hailo_pipeline_errors", "Errors answered, by kind", ["kind"])
+# Alerts rate() these: a misbehaving client shows up here by kind, never as a backend failure.
+CLIENT_ERRORS = Counter(
+    "hailo_pipeline_client_errors", "4xx answers by error code (invalid_json, out_of_range, ...)", ["kind"]
+)
+SERVER_ERRORS = Counter(
+    "hailo_pipeline_server_errors",
+    "5xx answers by error code (not_ready, timeout, internal_error, ...)",
+    ["kind"],
+)
 INFERENCES = Counter(
-    "hailo_pipeline_inferences", "Inference attempts by outcome (success|failure)", ["outcome"]
+    "hailo_pipeline_inferences",
+    "Inferences run on the backend by outcome: success, or failure = a backend fault (never a client error)",
+    ["outcome"],
 )
 MODEL_INFO = Gauge(
     "hailo_pipeline_model_info",
-    "The model a worker serves (1 per ready worker's label set)",
+    "The model this Pi serves: 1 per label set, however many workers serve it",
     ["version", "backend", "sha256", "untrained_default"],
+    multiprocess_mode="livemax",
+)
+WORKERS_READY = Gauge(
+    "hailo_pipeline_workers_ready",
+    "gunicorn workers whose model is loaded and warmed up",
     multiprocess_mode="livesum",
 )
 HAILO_CHIP_TEMPERATURE = Gauge(
@@ -74,6 +89,10 @@ HAILO_DEVICE_INFO = Gauge(
     ["device_id", "board_name", "architecture", "serial_number", "firmware_version"],
     multiprocess_mode="livemax",
 )
+
+# Both outcomes exist at 0 from the start, so rate() and ratios see a series before the first failure.
+for _outcome in ("success", "failure"):
+    INFERENCES.labels(outcome=_outcome)
 
 _rss_gauge: Gauge | None = None
 _rss_lock = threading.Lock()
@@ -102,6 +121,10 @@ def sample_worker_rss(force: bool = False) -> None:
         _rss_gauge.set(rss)
 
 
+def count_error(status: int, kind: str) -> None:
+    (CLIENT_ERRORS if status < 500 else SERVER_ERRORS).labels(kind=kind).inc()
+
+
 def publish_chips(chips: Iterable[ChipStatus]) -> None:
     for chip in chips:
         HAILO_DEVICE_INFO.labels(device_id=chip.device_id, **chip.identity).set(1)
@@ -110,28 +133,14 @@ def publish_chips(chips: Iterable[ChipStatus]) -> None:
 
 
 class ScrapeTimeCollector(Collector):
-    """Adds what is computed at scrape time: host-wide SoC temperature, and the inference success ratio over
-    all workers (absent until the first inference, since 0/0 is not a ratio)."""
+    """Adds what is computed at scrape time: the host-wide SoC temperature."""
 
     def __init__(self, source: Collector | CollectorRegistry, thermal_root: Path) -> None:
         self.source = source
         self.thermal_root = thermal_root
 
     def collect(self) -> Iterator[Metric]:
-        outcomes = {"success": 0.0, "failure": 0.0}
-        for family in self.source.collect():
-            if family.name == "hailo_pipeline_inferences":
-                for sample in family.samples:
-                    if sample.name.endswith("_total"):
-                        outcomes[sample.labels["outcome"]] += sample.value
-            yield family
-        attempts = outcomes["success"] + outcomes["failure"]
-        if attempts:
-            ratio = GaugeMetricFamily(
-                "hailo_pipeline_inference_success_ratio", "Successful inferences / all inference attempts"
-            )
-            ratio.add_metric([], outcomes["success"] / attempts)
-            yield ratio
+        yield from self.source.collect()
         readings = soc_temperatures(self.thermal_root)
         if readings:
             soc = GaugeMetricFamily(

@@ -112,6 +112,7 @@ class ModelService:
             sha256=served.sha256,
             untrained_default=str(bool(served.metadata.get("untrained_default"))).lower(),
         ).set(1)
+        metrics.WORKERS_READY.set(1)
         self._publish_chips()
         metrics.sample_worker_rss(force=True)  # every ready worker shows up in /metrics, busy or not
         # Everything alive now lives as long as the worker: keep it out of the collector's full passes, whose

@@ -103,7 +103,7 @@ class AppServer:
             sum(
                 float(line.rsplit(" ", 1)[1])
                 for line in lines
-                if line.startswith("hailo_pipeline_model_info{")
+                if line.startswith("hailo_pipeline_workers_ready ")
             )
         )
 

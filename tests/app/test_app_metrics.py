@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +17,13 @@ from app_server import AppServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import resources
+from app.backends.base import BackendError
 from app.config import AppConfig
 from app.factory import create_app
 
 GOOD = 120
 BAD = 7
+IMPOSSIBLE = 5  # finite windows outside the physical ranges (issue 12: once 503s counted as failures)
 
 
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -41,7 +45,9 @@ def busy_server(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) 
         with ThreadPoolExecutor(8) as pool:
             good = list(pool.map(lambda _: server.post_json(window, content_types=2).status, range(GOOD)))
             bad = list(pool.map(lambda _: server.post_json({"x": [[0.0] * 9] * 99}).status, range(BAD)))
-        assert good == [200] * GOOD and bad == [400] * BAD
+            huge = {"x": [[1e30] * 9] * 100}
+            impossible = list(pool.map(lambda _: server.post_json(huge).status, range(IMPOSSIBLE)))
+        assert good == [200] * GOOD and bad == [400] * BAD and impossible == [422] * IMPOSSIBLE
         yield server
     finally:
         server.stop()
@@ -51,12 +57,22 @@ def test_requests_errors_and_latency_are_summed_over_workers(busy_server: AppSer
     text = busy_server.metrics()
     assert value(text, "hailo_pipeline_http_requests_total", endpoint="/infer", status="200") == GOOD
     assert value(text, "hailo_pipeline_http_requests_total", endpoint="/infer", status="400") == BAD
-    assert value(text, "hailo_pipeline_errors_total", kind="wrong_row_count") == BAD
+    assert value(text, "hailo_pipeline_client_errors_total", kind="wrong_row_count") == BAD
+    assert value(text, "hailo_pipeline_client_errors_total", kind="out_of_range") == IMPOSSIBLE
+    assert value(text, "hailo_pipeline_client_errors_total") == BAD + IMPOSSIBLE
     assert value(text, "hailo_pipeline_inferences_total", outcome="success") == GOOD
-    assert value(text, "hailo_pipeline_inference_success_ratio") == 1.0
+    # Client errors are no backend fault; the failure series exists (at 0) for rate() all the same.
+    assert ("hailo_pipeline_inferences_total", {"outcome": "failure"}, 0.0) in samples(text)
+    names = {n for n, _, _ in samples(text)}
+    assert (
+        "hailo_pipeline_inference_success_ratio" not in names and "hailo_pipeline_errors_total" not in names
+    )
     # Model-only time: one observation per answered inference (warm-up runs are not requests).
     assert value(text, "hailo_pipeline_model_inference_duration_seconds_count", backend="onnxruntime") == GOOD
-    assert value(text, "hailo_pipeline_http_request_duration_seconds_count", endpoint="/infer") == GOOD + BAD
+    assert (
+        value(text, "hailo_pipeline_http_request_duration_seconds_count", endpoint="/infer")
+        == GOOD + BAD + IMPOSSIBLE
+    )
     buckets = {
         float(ls["le"])
         for n, ls, _ in samples(text)
@@ -70,7 +86,8 @@ def test_every_worker_reports_model_and_memory(busy_server: AppServer) -> None:
     rss = {ls["pid"]: v for n, ls, v in samples(text) if n == "hailo_pipeline_worker_resident_memory_bytes"}
     assert len(rss) == 2 and all(20e6 < v < 1e9 for v in rss.values()), rss
     info = [(ls, v) for n, ls, v in samples(text) if n == "hailo_pipeline_model_info"]
-    assert len(info) == 1 and info[0][1] == 2  # both workers serve the same model
+    assert len(info) == 1 and info[0][1] == 1  # an info metric: 1 for the Pi, not a worker count
+    assert value(text, "hailo_pipeline_workers_ready") == 2
     assert info[0][0]["backend"] == "onnxruntime" and re.fullmatch(r"[0-9a-f]{64}", info[0][0]["sha256"])
 
 
@@ -96,6 +113,36 @@ def test_dead_worker_leaves_live_gauges_but_not_counters(busy_server: AppServer)
     live = {ls["pid"] for n, ls, _ in samples(after) if n == "hailo_pipeline_worker_resident_memory_bytes"}
     assert victim not in live and len(live) == 2
     assert value(after, "hailo_pipeline_http_requests_total", endpoint="/infer", status="200") == GOOD
+
+
+def test_only_backend_faults_count_as_inference_failures(
+    default_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(AppConfig(bundle_dir=default_bundle, warmup_runs=1))
+    service = app.extensions["hailo_pipeline"]
+    assert service.wait(30)
+    client = app.test_client()
+
+    def counts() -> tuple[float, float, float, float]:
+        text = client.get("/metrics").get_data(as_text=True)
+        return (
+            value(text, "hailo_pipeline_inferences_total", outcome="success"),
+            value(text, "hailo_pipeline_inferences_total", outcome="failure"),
+            value(text, "hailo_pipeline_client_errors_total", kind="out_of_range"),
+            value(text, "hailo_pipeline_server_errors_total", kind="device_error"),
+        )
+
+    before = counts()
+    assert client.post("/infer", json={"x": [[3e38] * 9] * 100}).status_code == 422
+    assert client.post("/infer", json={"x": [[0.5] * 9] * 100}).status_code == 200
+
+    def broken(window: object) -> None:
+        raise BackendError("device_error", "the chip stopped answering")
+
+    monkeypatch.setattr(service._served.backend, "infer", broken)
+    assert client.post("/infer", json={"x": [[0.5] * 9] * 100}).status_code == 503
+    after = counts()
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1]
 
 
 def test_soc_temperature_read_from_thermal_zones(default_bundle: Path, tmp_path: Path) -> None:
@@ -133,3 +180,16 @@ def test_scrape_while_a_worker_creates_its_metrics_file(busy_server: AppServer) 
     finally:
         empty.unlink()
     assert value(text, "hailo_pipeline_inferences_total", outcome="success") == GOOD
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool absent (Debian package prometheus)")
+def test_promtool_accepts_the_exposition(busy_server: AppServer) -> None:
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=busy_server.metrics(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
