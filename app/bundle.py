@@ -31,9 +31,7 @@ def verify_bundle(path: Path | str) -> dict[str, Any]:
     """Return the metadata when every listed file matches its size and sha256 and nothing unlisted is
     present."""
     folder = Path(path)
-    if not folder.is_dir():
-        raise BundleError(f"{folder}: bundle folder does not exist")
-    metadata = _read_metadata(folder / METADATA_FILE)
+    metadata = read_metadata(folder)
     files = metadata.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(
@@ -45,6 +43,16 @@ def verify_bundle(path: Path | str) -> dict[str, Any]:
     if unlisted:
         raise BundleError(f"{folder / unlisted[0]}: file is not listed in {METADATA_FILE}")
     return metadata
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """The metadata of a folder that is a bundle at all, without reading its files (cheap)."""
+    folder = Path(path)
+    if not folder.exists():
+        raise BundleError(f"{folder}: bundle folder does not exist")
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: is not a folder")
+    return _read_metadata(folder / METADATA_FILE)
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:

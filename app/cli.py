@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.backends.base import BackendError
 from app.backends.selection import choose_backend
-from app.bundle import BundleError, verify_bundle
+from app.bundle import BundleError, read_metadata, verify_bundle
 from app.config import BACKENDS, ENV_DOC, AppConfig, ConfigError
 
 log = logging.getLogger("app.cli")
@@ -71,6 +71,7 @@ def gunicorn_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[
         if flag is not None:
             env[name] = str(flag)
     config = AppConfig.from_env(env)
+    check_is_bundle(config.bundle_dir)
     for name in ("HAILO_PIPELINE_WORKERS", "HAILO_PIPELINE_THREADS"):
         if name in env and (not env[name].isdigit() or int(env[name]) < 1):
             raise ConfigError(f"{name} must be a positive integer, got {env[name]!r}")
@@ -82,6 +83,15 @@ def gunicorn_environment(args: argparse.Namespace, env: dict[str, str]) -> dict[
             )
         env["HAILO_PIPELINE_WORKERS"] = "1"
     return env
+
+
+def check_is_bundle(path: Path) -> None:
+    """A path that is no bundle at all will never serve: exit now instead of answering 503 through every
+    systemd restart. A bundle whose files fail their sha256 still starts: /healthz names the damaged file."""
+    try:
+        read_metadata(path)
+    except BundleError as exc:
+        raise ConfigError(f"--bundle {path} is not a bundle: {exc}") from None
 
 
 def hailort_chosen(config: AppConfig) -> bool:

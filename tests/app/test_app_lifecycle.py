@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from app_server import DOUBLES, REPO, AppServer, wait_for_state
+from app_server import DOUBLES, REPO, AppServer, free_port, wait_for_state
 
 from app.config import AppConfig, ConfigError
 
@@ -69,6 +70,34 @@ def test_missing_bundle_is_a_clear_error() -> None:
     result = run_cli("--bind", "127.0.0.1:1")
     assert result.returncode == 2
     assert "HAILO_PIPELINE_BUNDLE is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda tmp: tmp / "nowhere", "bundle folder does not exist"),
+        (lambda tmp: tmp, "model_metadata.json: missing"),
+        (lambda tmp: (tmp / "model_metadata.json").write_text("{broken") and tmp, "invalid JSON"),
+        (lambda tmp: (tmp / "model_metadata.json").write_text("[1]") and tmp, "must hold a JSON object"),
+        (lambda tmp: (tmp / "file").write_text("x") and tmp / "file", "is not a folder"),
+    ],
+    ids=["missing", "empty folder", "broken metadata", "metadata not an object", "a file"],
+)
+def test_a_path_that_is_no_bundle_exits_naming_it(tmp_path: Path, make: Callable, words: str) -> None:
+    path = make(tmp_path)
+    started = time.monotonic()
+    result = run_cli("--bundle", str(path), "--bind", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2, result.stderr
+    assert f"--bundle {path} is not a bundle" in result.stderr and words in result.stderr
+    assert "gunicorn" not in result.stderr.lower() and time.monotonic() - started < 30
+
+
+def test_the_environment_bundle_path_is_checked_too(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": "", "HAILO_PIPELINE_BUNDLE": str(tmp_path / "gone")}
+    result = subprocess.run(
+        [sys.executable, "-m", "app"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and str(tmp_path / "gone") in result.stderr
 
 
 def test_hailort_without_hailo_platform_says_what_to_install(hailo_bundle: Path) -> None:
