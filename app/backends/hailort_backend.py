@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -36,6 +38,9 @@ INSTALL_HINT = (
 )
 # The one ``model.hef_input.values`` this app serves (written by compile.hailo_compile.HEF_INPUT).
 HEF_INPUT_Z_SCORED = "z_scored"
+# hailort v4.23.0 hailort/rpc/rpc_definitions.hpp: the client dials HAILORT_SERVICE_ADDRESS if set, else this.
+SERVICE_DEFAULT_ADDRESS = "unix:///tmp/hailort_uds.sock"
+SERVICE_ADDRESS_ENV = "HAILORT_SERVICE_ADDRESS"
 
 
 def import_hailo_platform() -> ModuleType:
@@ -46,9 +51,28 @@ def import_hailo_platform() -> ModuleType:
     return hailo_platform
 
 
+# Bindings sets per worker: one for the normal path, one spare while a timed-out run still owns the first.
+# More would only queue more work on a chip that is already not keeping up.
+MAX_BINDINGS = 2
+
+
+@dataclass
+class _Slot:
+    """One set of bindings with its own buffers, and the job that owns them while it is in flight."""
+
+    bindings: Any
+    input: np.ndarray
+    job: Any = None
+
+
 class HailoRTBackend(Backend):
-    """One VDevice per gunicorn worker, opened in that worker; one configured model and one set of bindings,
-    reused for every request under a lock (one set of bindings must not be shared by concurrent threads)."""
+    """One VDevice per gunicorn worker, opened in that worker; one configured model reused for every request
+    under a lock (one set of bindings must not be shared by concurrent threads).
+
+    In hailort v4.23.0 pyhailort.py ``ConfiguredInferModel.run`` is ``run_async`` + ``job.wait(timeout)``:
+    after HailoRTTimeout the job is still queued and owns its bindings' buffers. So the backend calls
+    ``run_async`` itself, keeps the job of a timed-out run with its bindings, and never touches those buffers
+    until ``job.wait(0)`` says the job ended; meanwhile a second set of bindings serves."""
 
     name = "hailort"
 
@@ -70,10 +94,11 @@ class HailoRTBackend(Backend):
         self._pid: int | None = None
         self._hp: ModuleType | None = None
         self._vdevice: Any = None
+        self._infer_model: Any = None
         self._configured: Any = None
-        self._bindings: Any = None
+        self._slots: list[_Slot] = []
         self._input_shape: tuple[int, ...] = ()
-        self._input = np.empty(0, np.float32)
+        self._output_shapes: dict[str, tuple[int, ...]] = {}
         self._latent_name = ""
         self._motif_name = ""
         self._devices: list[Any] = []
@@ -82,37 +107,57 @@ class HailoRTBackend(Backend):
     def load(self) -> None:
         hp = import_hailo_platform()
         params = hp.VDevice.create_params()
-        # Python's default scheduler is NONE; ROUND_ROBIN lets the model share the chip across processes.
+        # Python's default scheduler is NONE; ROUND_ROBIN lets the model share the chip across processes, and
+        # the multi-process service refuses NONE (vdevice.cpp v4.23.0, VDevice::create).
         params.scheduling_algorithm = hp.HailoSchedulingAlgorithm.ROUND_ROBIN
         if self.multi_process:
             params.multi_process_service = True
             params.group_id = self.group_id
         try:
             self._vdevice = hp.VDevice(params)
-            infer_model = self._vdevice.create_infer_model(str(self.hef_path))
-            infer_model.set_batch_size(1)
-            infer_model.input().set_format_type(hp.FormatType.FLOAT32)
-            for output in infer_model.outputs:
-                infer_model.output(output.name).set_format_type(hp.FormatType.FLOAT32)
-            self._latent_name, self._motif_name = output_roles(
-                {o.name: tuple(o.shape) for o in infer_model.outputs}, self.hef_path.name
-            )
-            self._input_shape = tuple(infer_model.input().shape)
-            if int(np.prod(self._input_shape)) != 900 or self._input_shape[-1] != self._mean.size:
-                raise BackendError(
-                    "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not NHWC 100x9"
-                )
-            self._input = np.empty(self._input_shape, dtype=np.float32)
-            self._configured = infer_model.configure()
-            self._bindings = self._configured.create_bindings()
-            for name in (self._latent_name, self._motif_name):
-                shape = infer_model.output(name).shape
-                self._bindings.output(name).set_buffer(np.empty(shape, dtype=np.float32))
-        except hp.HailoRTException as exc:
-            raise BackendError("device_error", f"HailoRT could not load {self.hef_path.name}: {exc}") from exc
+            self._configure(hp)
+        except (hp.HailoRTException, BackendError) as exc:
+            # The traceback keeps _configure's frame, and with it any InferModel it made, alive: clear it so
+            # releasing below really frees the chip for the next worker or release.
+            traceback.clear_frames(exc.__traceback__)
+            self._release(hp)
+            if isinstance(exc, BackendError):
+                raise
+            raise BackendError(
+                "device_error", f"HailoRT could not load {self.hef_path.name}: {service_hint(exc, params)}"
+            ) from exc
         self._hp = hp
         self._pid = os.getpid()
         self._open_device_control()
+
+    def _configure(self, hp: ModuleType) -> None:
+        self._infer_model = self._vdevice.create_infer_model(str(self.hef_path))
+        self._infer_model.set_batch_size(1)
+        self._infer_model.input().set_format_type(hp.FormatType.FLOAT32)
+        for output in self._infer_model.outputs:
+            self._infer_model.output(output.name).set_format_type(hp.FormatType.FLOAT32)
+        self._latent_name, self._motif_name = output_roles(
+            {o.name: tuple(o.shape) for o in self._infer_model.outputs}, self.hef_path.name
+        )
+        self._input_shape = tuple(self._infer_model.input().shape)
+        if int(np.prod(self._input_shape)) != 900 or self._input_shape[-1] != self._mean.size:
+            raise BackendError(
+                "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not NHWC 100x9"
+            )
+        self._output_shapes = {
+            name: tuple(self._infer_model.output(name).shape)
+            for name in (self._latent_name, self._motif_name)
+        }
+        self._configured = self._infer_model.configure()
+        self._slots = [self._new_slot()]
+
+    def _new_slot(self) -> _Slot:
+        bindings = self._configured.create_bindings()
+        slot = _Slot(bindings, np.empty(self._input_shape, dtype=np.float32))
+        bindings.input().set_buffer(slot.input)
+        for name, shape in self._output_shapes.items():
+            bindings.output(name).set_buffer(np.empty(shape, dtype=np.float32))
+        return slot
 
     def infer(self, window: np.ndarray) -> Inference:
         if self._hp is None:
@@ -120,28 +165,79 @@ class HailoRTBackend(Backend):
         if os.getpid() != self._pid:
             # A VDevice belongs to the process that created it; a forked copy would talk to a dead handle.
             raise BackendError("wrong_process", "HailoRT VDevice used from a process that did not create it")
+        hp = self._hp
         with self._lock:
-            np.subtract(window.reshape(self._input_shape), self._mean, out=self._input)
-            np.divide(self._input, self._std, out=self._input)
-            self._bindings.input().set_buffer(self._input)
+            slot = self._free_slot(hp)
+            np.subtract(window.reshape(self._input_shape), self._mean, out=slot.input)
+            np.divide(slot.input, self._std, out=slot.input)
             try:
-                self._configured.run([self._bindings], self.timeout_ms)
-            except self._hp.HailoRTException as exc:
-                kind = "timeout" if type(exc).__name__ == "HailoRTTimeout" else "device_error"
-                raise BackendError(kind, f"HailoRT run failed ({self.timeout_ms} ms timeout): {exc}") from exc
-            latent = self._bindings.output(self._latent_name).get_buffer().copy()
-            motifs = self._bindings.output(self._motif_name).get_buffer().copy()
+                job = self._configured.run_async([slot.bindings])
+            except hp.HailoRTException as exc:
+                raise BackendError("device_error", f"HailoRT could not start the run: {exc}") from exc
+            try:
+                job.wait(self.timeout_ms)
+            except hp.HailoRTTimeout as exc:
+                slot.job = job  # still in flight: its buffers stay untouched until it ends
+                raise BackendError(
+                    "timeout",
+                    f"HailoRT run did not finish within the {self.timeout_ms} ms timeout "
+                    "(HAILO_PIPELINE_INFER_TIMEOUT_MS); the chip keeps that run's buffers until it ends",
+                ) from exc
+            except hp.HailoRTException as exc:
+                raise BackendError("device_error", f"HailoRT run failed: {exc}") from exc
+            latent = slot.bindings.output(self._latent_name).get_buffer().copy()
+            motifs = slot.bindings.output(self._motif_name).get_buffer().copy()
         return checked_inference(latent, motifs)
+
+    def _free_slot(self, hp: ModuleType) -> _Slot:
+        """Bindings no job owns: a timed-out job's bindings come back once ``wait(0)`` shows it ended."""
+        for slot in self._slots:
+            if slot.job is not None:
+                try:
+                    slot.job.wait(0)
+                except hp.HailoRTTimeout:
+                    continue
+                except hp.HailoRTException:
+                    pass  # the job ended with an error: its buffers are free again
+                slot.job = None
+            return slot
+        if len(self._slots) < MAX_BINDINGS:
+            try:
+                self._slots.append(self._new_slot())
+            except hp.HailoRTException as exc:
+                raise BackendError("device_error", f"HailoRT could not create bindings: {exc}") from exc
+            return self._slots[-1]
+        raise BackendError(
+            "timeout",
+            f"the chip has not finished {len(self._slots)} earlier runs that passed the {self.timeout_ms} ms "
+            "timeout; not reusing their buffers",
+        )
 
     def close(self) -> None:
         with self._lock:
-            for device in self._devices:
-                device.release()
-            self._devices = []
-            if self._vdevice is not None:
-                self._vdevice.release()
-                self._vdevice = None
+            if self._hp is not None:
+                self._release(self._hp)
             self._hp = None
+
+    def _release(self, hp: ModuleType) -> None:
+        """Bindings, configured model and InferModel go before the VDevice: the InferModel keeps the VDevice
+        (and the chip) alive (pyhailort.py v4.23.0, VDevice.create_infer_model)."""
+        for device in self._devices:
+            device.release()
+        self._devices = []
+        self._slots = []
+        if self._configured is not None:
+            try:
+                self._configured.shutdown()  # aborts a timed-out job still queued on the chip
+            except hp.HailoRTException as exc:
+                log.warning("HailoRT shutdown of the configured model failed: %s", exc)
+        self._configured = None
+        self._infer_model = None
+        if self._vdevice is not None:
+            try:
+                self._vdevice.release()
+            finally:
+                self._vdevice = None
 
     def describe(self) -> dict[str, object]:
         return {"hailo_devices": self._identities, "hailo_multi_process": self.multi_process}
@@ -188,6 +284,17 @@ class HailoRTBackend(Backend):
                 f"Hailo device control unavailable, chip identity/temperature not exported: {exc}",
             )
             self._devices = []
+
+
+def service_hint(exc: Exception, params: Any) -> str:
+    """HailoRT's own message, plus where the multi-process client looked for hailort.service."""
+    if not params.multi_process_service:
+        return str(exc)
+    address = os.environ.get(SERVICE_ADDRESS_ENV) or SERVICE_DEFAULT_ADDRESS
+    return (
+        f"{exc} (multi-process mode: hailort.service must listen on {address}; "
+        f"{SERVICE_ADDRESS_ENV} overrides the address)"
+    )
 
 
 def hef_z_score(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

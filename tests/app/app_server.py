@@ -60,6 +60,8 @@ class AppServer:
             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
             # hailo_platform is importable only where a test asks for the test double.
             "PYTHONPATH": str(DOUBLES) if with_hailo_double else "",
+            # The double's "chip": one per server, shared by its master and workers.
+            "HAILO_DOUBLE_DEVICE_LOCK": str(workdir / "chip.lock"),
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None

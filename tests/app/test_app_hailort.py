@@ -1,5 +1,7 @@
 """The HailoRT backend against the hailo_platform TEST DOUBLE (tests/doubles/hailo_platform, not Hailo
-software): after-fork ownership, configured-model reuse, timeouts, thread safety, auto choice, chip data."""
+software): after-fork ownership, configured-model reuse, timeouts, thread safety, auto choice, chip data, and
+what hailort v4.23.0 refuses (pyhailort.py, pyhailort.cpp, vdevice.cpp, rpc_definitions.hpp; see the double's
+docstring for where each rule comes from)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import multiprocessing
 import re
 import shutil
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -31,11 +34,23 @@ from app.factory import create_app
 def double(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ModuleType]:
     monkeypatch.syspath_prepend(str(DOUBLES))
     monkeypatch.setenv("HAILO_DOUBLE_EVENTS", str(tmp_path / "events.jsonl"))
+    monkeypatch.setenv("HAILO_DOUBLE_DEVICE_LOCK", str(tmp_path / "chip.lock"))  # this test's own chip
     sys.modules.pop("hailo_platform", None)
     module = importlib.import_module("hailo_platform")
     assert module.IS_TEST_DOUBLE
     yield module
     sys.modules.pop("hailo_platform", None)
+
+
+@pytest.fixture
+def hailort_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A listening Unix socket standing in for hailort.service, named through HAILORT_SERVICE_ADDRESS."""
+    path = tmp_path / "hailort_uds.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+        monkeypatch.setenv("HAILORT_SERVICE_ADDRESS", f"unix://{path}")
+        yield f"unix://{path}"
 
 
 def events(path: Path) -> list[dict]:
@@ -79,7 +94,7 @@ def test_configures_once_and_reuses_bindings(
     assert log[0]["scheduling_algorithm"] == "ROUND_ROBIN" and log[0]["multi_process_service"] is False
     assert log[2]["batch_size"] == 1
     backend.close()
-    assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
+    assert [e["event"] for e in events(tmp_path / "events.jsonl")][-2:] == ["shutdown", "release"]
 
 
 def test_the_chip_gets_the_window_z_scored_on_the_host(
@@ -102,9 +117,10 @@ def test_the_double_gives_wrong_latents_for_raw_input(
 ) -> None:
     """Control for the test above: a backend that handed the chip raw values would answer garbage."""
     backend = loaded(hailo_bundle)
-    backend._bindings.input().set_buffer(np.ascontiguousarray(window.reshape(1, 100, 9)))
-    backend._configured.run([backend._bindings], 1000)
-    raw_latent = backend._bindings.output(backend._latent_name).get_buffer().reshape(-1)
+    bindings = backend._slots[0].bindings
+    bindings.input().set_buffer(np.ascontiguousarray(window.reshape(1, 100, 9)))
+    backend._configured.run([bindings], 1000)
+    raw_latent = bindings.output(backend._latent_name).get_buffer().reshape(-1)
     expected = reference(hailo_bundle, window)
     cosine = np.dot(raw_latent, expected) / (np.linalg.norm(raw_latent) * np.linalg.norm(expected))
     assert cosine < 0.98
@@ -149,7 +165,9 @@ def test_a_bundle_declaring_raw_hef_input_never_turns_ready(
     assert health.get_json()["reason"].startswith("bad_model: model_metadata.json model.hef_input.values")
 
 
-def test_multi_process_service_and_group(double: ModuleType, hailo_bundle: Path, tmp_path: Path) -> None:
+def test_multi_process_service_and_group(
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path, hailort_service: str
+) -> None:
     loaded(hailo_bundle, multi_process=True, group_id="EDGE")
     first = events(tmp_path / "events.jsonl")[0]
     assert (first["multi_process_service"], first["group_id"]) == (True, "EDGE")
@@ -163,7 +181,7 @@ def test_every_run_has_the_timeout(double: ModuleType, hailo_bundle: Path, windo
             backend.infer(window)
     finally:
         double.RUN_DELAY_S = 0.0
-    assert caught.value.kind == "timeout" and "5 ms timeout" in str(caught.value)
+    assert caught.value.kind == "timeout" and "within the 5 ms timeout" in str(caught.value)
     assert backend.infer(window).latent.shape == (64,)  # the next run works again
 
 
@@ -196,13 +214,14 @@ def test_concurrent_requests_are_serialised(
 def test_the_double_does_catch_unsynchronised_runs(double: ModuleType, hailo_bundle: Path) -> None:
     """Control for the test above: bypassing the backend's lock makes concurrent runs fail in the double."""
     backend = loaded(hailo_bundle)
-    backend._bindings.input().set_buffer(np.zeros((1, 100, 9), np.float32))
+    bindings = backend._slots[0].bindings
+    bindings.input().set_buffer(np.zeros((1, 100, 9), np.float32))
     double.RUN_DELAY_S = 0.02
     failures: list[Exception] = []
 
     def raw_run() -> None:
         try:
-            backend._configured.run([backend._bindings], 1000)
+            backend._configured.run([bindings], 1000)
         except double.HailoRTException as exc:
             failures.append(exc)
 
@@ -214,7 +233,7 @@ def test_the_double_does_catch_unsynchronised_runs(double: ModuleType, hailo_bun
             t.join()
     finally:
         double.RUN_DELAY_S = 0.0
-    assert failures and "concurrent run" in str(failures[0])
+    assert failures and "still in flight" in str(failures[0])
 
 
 def _infer_in_child(backend: HailoRTBackend, queue: multiprocessing.Queue) -> None:
@@ -302,12 +321,15 @@ def test_gunicorn_worker_opens_its_own_device(hailo_bundle: Path, tmp_path: Path
     assert events(log)[-1]["event"] == "release"  # graceful shutdown released the device
 
 
-def test_gunicorn_workers_share_the_chip_through_the_service(hailo_bundle: Path, tmp_path: Path) -> None:
+def test_gunicorn_workers_share_the_chip_through_the_service(
+    hailo_bundle: Path, tmp_path: Path, hailort_service: str
+) -> None:
     log = tmp_path / "events.jsonl"
     env = {
         "HAILO_DOUBLE_EVENTS": str(log),
         "HAILO_DOUBLE_DEVICE_LOCK": str(tmp_path / "device.lock"),
         "HAILO_PIPELINE_HAILO_MULTI_PROCESS": "true",
+        "HAILORT_SERVICE_ADDRESS": hailort_service,
     }
     with AppServer(hailo_bundle, tmp_path, workers=2, env=env, with_hailo_double=True) as server:
         server.wait_ready()
@@ -330,7 +352,7 @@ def test_chip_slower_than_the_timeout_never_turns_ready(hailo_bundle: Path, tmp_
     with AppServer(hailo_bundle, tmp_path, workers=1, env=env, with_hailo_double=True) as server:
         server.wait_listening()
         body = wait_for_state(server, "failed")
-        assert body["reason"].startswith("timeout: HailoRT run failed (30 ms timeout)")
+        assert body["reason"].startswith("timeout: HailoRT run did not finish within the 30 ms timeout")
         # The worker that can never serve has already let go of the chip.
         assert events(log)[-1]["event"] == "release"
 
@@ -353,6 +375,9 @@ def test_a_chip_failing_after_start_turns_health_red_until_it_recovers(
     health = client.get("/healthz")
     assert health.status_code == 503 and health.get_json()["state"] == "failing"
     assert "last 3 inferences failed; last: timeout" in health.get_json()["reason"]
+    for slot in app.extensions["hailo_pipeline"]._served.backend._slots:
+        if slot.job is not None:
+            slot.job.wait(2000)  # the chip finishes the runs that timed out
     assert client.post("/infer", json=body).status_code == 200
     assert client.get("/healthz").status_code == 200
     app.extensions["hailo_pipeline"].close()
@@ -374,3 +399,187 @@ def test_non_finite_output_is_a_503_never_a_200(
     assert answer.get_json()["error"] == "non_finite_output"
     assert "latent" not in answer.get_json()
     app.extensions["hailo_pipeline"].close()
+
+
+# --- What hailort v4.23.0 refuses, and the backend's answers to it ------------------------------------------
+
+
+def test_scheduling_algorithm_is_the_enum(double: ModuleType) -> None:
+    """pyhailort.cpp v4.23.0: the setter takes the pybind11 SchedulingAlgorithm enum; the getter, uint32_t."""
+    params = double.VDevice.create_params()
+    assert params.scheduling_algorithm == double.HailoSchedulingAlgorithm.NONE.value  # Python's default
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        params.scheduling_algorithm = 1
+    params.scheduling_algorithm = double.HailoSchedulingAlgorithm.ROUND_ROBIN
+    assert params.scheduling_algorithm == 1
+
+
+def test_the_service_needs_a_scheduler_and_its_socket(
+    double: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    params = double.VDevice.create_params()
+    params.multi_process_service = True
+    with pytest.raises(double.HailoRTInvalidArgumentException, match="only with HailoRT scheduler"):
+        double.VDevice(params)
+    params.scheduling_algorithm = double.HailoSchedulingAlgorithm.ROUND_ROBIN
+    monkeypatch.delenv("HAILORT_SERVICE_ADDRESS", raising=False)
+    if not Path("/tmp/hailort_uds.sock").exists():  # rpc_definitions.hpp's default address
+        with pytest.raises(
+            double.HailoRTException, match=re.escape("not listening on unix:///tmp/hailort_uds.sock")
+        ):
+            double.VDevice(params)
+    monkeypatch.setenv("HAILORT_SERVICE_ADDRESS", f"unix://{tmp_path / 'absent.sock'}")
+    with pytest.raises(double.HailoRTException, match=re.escape("absent.sock")):
+        double.VDevice(params)
+
+
+def test_without_the_service_the_load_names_where_it_looked(
+    double: ModuleType, hailo_bundle: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    address = f"unix://{tmp_path / 'hailort_uds.sock'}"
+    monkeypatch.setenv("HAILORT_SERVICE_ADDRESS", address)
+    with pytest.raises(BackendError) as caught:
+        loaded(hailo_bundle, multi_process=True)
+    assert caught.value.kind == "device_error"
+    assert f"hailort.service must listen on {address}" in str(caught.value)
+
+
+def test_one_process_holds_the_chip_without_the_service(double: ModuleType, hailort_service: str) -> None:
+    """No test variable needed: a second direct VDevice is refused; service clients share the chip, and a
+    direct opener cannot take it from the service."""
+    params = double.VDevice.create_params()
+    params.scheduling_algorithm = double.HailoSchedulingAlgorithm.ROUND_ROBIN
+    first = double.VDevice(params)
+    with pytest.raises(double.HailoRTException, match="HAILO_OUT_OF_PHYSICAL_DEVICES"):
+        double.VDevice(params)
+    first.release()
+    params.multi_process_service = True
+    clients = [double.VDevice(params), double.VDevice(params)]
+    direct = double.VDevice.create_params()
+    direct.scheduling_algorithm = double.HailoSchedulingAlgorithm.ROUND_ROBIN
+    with pytest.raises(double.HailoRTException, match="HAILO_OUT_OF_PHYSICAL_DEVICES"):
+        double.VDevice(direct)
+    for client in clients:
+        client.release()
+    double.VDevice(direct).release()
+
+
+def test_two_backends_share_the_chip_only_through_the_service(
+    double: ModuleType, hailo_bundle: Path, hailort_service: str, window: np.ndarray
+) -> None:
+    """The live-update switch: the new release loads while the old one still serves."""
+    old = loaded(hailo_bundle, multi_process=True)
+    new = loaded(hailo_bundle, multi_process=True)
+    assert new.infer(window).latent.shape == old.infer(window).latent.shape == (64,)
+    old.close()
+    new.close()
+    single = loaded(hailo_bundle)
+    with pytest.raises(BackendError, match="HAILO_OUT_OF_PHYSICAL_DEVICES"):
+        loaded(hailo_bundle)
+    single.close()
+
+
+def test_unknown_stream_names_raise_not_found(double: ModuleType, hailo_bundle: Path) -> None:
+    backend = loaded(hailo_bundle)
+    with pytest.raises(double.HailoRTNotFoundException, match="no output named 'latent_embeddings'"):
+        backend._infer_model.output("latent_embeddings")  # the HEF names outputs after its layers
+    with pytest.raises(double.HailoRTNotFoundException):
+        backend._slots[0].bindings.output("")  # two outputs: a name is required
+    backend.close()
+
+
+def test_the_double_refuses_buffers_of_a_job_in_flight(double: ModuleType, hailo_bundle: Path) -> None:
+    """Control for the backend's timeout handling: reusing the bindings of a timed-out run, as a plain
+    ``run()`` retry would, is refused until the job ends."""
+    backend = loaded(hailo_bundle)
+    slot = backend._slots[0]
+    double.RUN_DELAY_S = 0.1
+    try:
+        with pytest.raises(double.HailoRTTimeout):
+            backend._configured.run([slot.bindings], 5)
+        with pytest.raises(ValueError, match="read-only"):
+            np.subtract(np.zeros_like(slot.input), 1.0, out=slot.input)
+        with pytest.raises(double.HailoRTException, match="still in flight"):
+            slot.bindings.input().set_buffer(np.zeros_like(slot.input))
+        with pytest.raises(double.HailoRTException, match="still in flight"):
+            backend._configured.run([slot.bindings], 5)
+    finally:
+        double.RUN_DELAY_S = 0.0
+    slot.job = None
+    for _ in range(50):
+        if slot.bindings.job is None:
+            break
+        threading.Event().wait(0.01)
+    slot.bindings.input().set_buffer(slot.input)  # the job ended: the buffers are the app's again
+    backend.close()
+
+
+def test_a_timed_out_run_keeps_its_bindings_until_it_ends(
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path, window: np.ndarray
+) -> None:
+    backend = loaded(hailo_bundle, timeout_ms=5)
+    expected = reference(hailo_bundle, window)
+    double.RUN_DELAY_S = 0.2  # a chip that takes 200 ms
+    try:
+        for _ in range(2):
+            with pytest.raises(BackendError, match="within the 5 ms timeout") as caught:
+                backend.infer(window)
+            assert caught.value.kind == "timeout"
+        with pytest.raises(BackendError, match="not reusing their buffers") as caught:
+            backend.infer(window)  # both sets of bindings still belong to the chip
+        assert caught.value.kind == "timeout"
+    finally:
+        double.RUN_DELAY_S = 0.0
+    for slot in backend._slots:
+        slot.job.wait(2000)  # let the chip finish
+    for _ in range(4):
+        np.testing.assert_allclose(backend.infer(window).latent, expected, atol=1e-5)
+    assert [e["event"] for e in events(tmp_path / "events.jsonl")].count("create_bindings") == 2
+    backend.close()
+
+
+def test_the_double_refuses_releasing_a_vdevice_its_model_keeps_alive(
+    double: ModuleType, hailo_bundle: Path
+) -> None:
+    vdevice = double.VDevice(double.VDevice.create_params())
+    infer_model = vdevice.create_infer_model(str(hailo_bundle / "tcn_encoder.hef"))
+    with pytest.raises(double.HailoRTException, match="InferModel made from it still live"):
+        vdevice.release()
+    del infer_model
+    vdevice.release()
+
+
+def test_close_frees_the_chip_even_with_a_run_in_flight(
+    double: ModuleType, hailo_bundle: Path, window: np.ndarray
+) -> None:
+    backend = loaded(hailo_bundle, timeout_ms=5)
+    double.RUN_DELAY_S = 0.5
+    try:
+        with pytest.raises(BackendError):
+            backend.infer(window)
+        backend.close()
+    finally:
+        double.RUN_DELAY_S = 0.0
+    loaded(hailo_bundle).close()  # a direct opener gets the chip
+
+
+@pytest.mark.parametrize(
+    ("hef", "kind"),
+    [
+        ({"input_shape": [1, 50, 9]}, "bad_model"),  # refused by the backend after the InferModel exists
+        ({"outputs": {"a": {"source": "latent_embeddings", "shape": [64]}}}, "bad_model"),
+        ({"test_double_hef": False}, "device_error"),  # refused by HailoRT
+    ],
+)
+def test_a_failed_load_lets_go_of_the_chip(
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path, hef: dict, kind: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(hailo_bundle, bundle)
+    spec = json.loads((bundle / "tcn_encoder.hef").read_text())
+    (bundle / "tcn_encoder.hef").write_text(json.dumps({**spec, **hef}))
+    with pytest.raises(BackendError) as caught:
+        loaded(bundle)
+    assert caught.value.kind == kind
+    assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
+    loaded(hailo_bundle).close()  # the chip is free for the next load in this process
