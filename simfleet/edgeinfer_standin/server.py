@@ -7,6 +7,8 @@ our deployment depends on, as ../shared/docs/EDGEINFER_CONTRACT.md records it fr
   /infer appended when missing), connect timeout 2 s, read timeout 45 ms, overall BACKEND_TIMEOUT_MS, no
   retries;
 - ANY backend failure is hidden: the answer is still 200 with random stub output, with nothing saying so.
+STAND-IN ONLY, not EdgeInfer behaviour: it counts those hidden fallbacks by cause and serves the counts at
+GET /_standin/fallbacks, so tests can tell a clean rollout from one EdgeInfer papered over.
 It runs as PID 1 in its own small image, so it must not import anything outside the standard library.
 """
 
@@ -16,7 +18,9 @@ import math
 import os
 import random
 import signal
+import socket
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -51,8 +55,32 @@ class Settings:
         )
 
 
+# Why a backend call fell back to stub output (the stand-in's own counters; EdgeInfer has none).
+FALLBACK_CAUSES = ("read_timeout", "connection_refused", "non_200", "undecodable", "other")
+
+
 class BackendFailure(Exception):
     """The backend answer was unusable; EdgeInfer swallows this and serves stub output."""
+
+    def __init__(self, message: str, cause: str = "undecodable") -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class FallbackCounts:
+    """Thread-safe count of fallbacks by cause (the server handles each request on its own thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(FALLBACK_CAUSES, 0)
+
+    def add(self, cause: str) -> None:
+        with self._lock:
+            self._counts[cause] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 def infer_url(url: str) -> urllib.parse.SplitResult:
@@ -97,7 +125,7 @@ def _number_list(payload: dict[str, Any], key: str, length: int) -> list[float]:
 def call_backend(settings: Settings, window: list[list[float]]) -> dict[str, list[float]]:
     url = infer_url(settings.backend_url)
     if url.scheme != "http" or not url.hostname:
-        raise BackendFailure(f"unsupported backend URL {settings.backend_url!r}")
+        raise BackendFailure(f"unsupported backend URL {settings.backend_url!r}", "other")
     deadline = time.monotonic() + settings.backend_timeout_ms / 1000
     body = json.dumps({"x": window}).encode()
     conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=CONNECT_TIMEOUT_S)
@@ -114,13 +142,13 @@ def call_backend(settings: Settings, window: list[list[float]]) -> dict[str, lis
         response = conn.getresponse()
         raw = response.read()
     except OSError as exc:  # refused, reset, DNS, and socket.timeout (the 45 ms read timeout)
-        raise BackendFailure(f"backend call failed: {exc.__class__.__name__}: {exc}") from exc
+        raise BackendFailure(f"backend call failed: {exc.__class__.__name__}: {exc}", _os_cause(exc)) from exc
     finally:
         conn.close()
     if time.monotonic() > deadline:
-        raise BackendFailure(f"backend exceeded BACKEND_TIMEOUT_MS={settings.backend_timeout_ms}")
+        raise BackendFailure(f"backend exceeded BACKEND_TIMEOUT_MS={settings.backend_timeout_ms}", "other")
     if response.status != 200:
-        raise BackendFailure(f"backend answered HTTP {response.status}")
+        raise BackendFailure(f"backend answered HTTP {response.status}", "non_200")
     if not (response.getheader("Content-Type") or "").startswith("application/json"):
         raise BackendFailure("backend answer is not application/json")
     try:
@@ -135,6 +163,14 @@ def call_backend(settings: Settings, window: list[list[float]]) -> dict[str, lis
     }
 
 
+def _os_cause(exc: OSError) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "read_timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection_refused"
+    return "other"
+
+
 def stub_output() -> dict[str, list[float]]:
     return {
         "latent": [random.gauss(0.0, 1.0) for _ in range(LATENT_DIM)],
@@ -145,6 +181,7 @@ def stub_output() -> dict[str, list[float]]:
 class Handler(BaseHTTPRequestHandler):
     server_version = "EdgeInferTestStandIn/1"
     settings: Settings  # set on the subclass made by make_server
+    fallbacks: FallbackCounts  # likewise
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"edgeinfer-standin: {self.address_string()} {format % args}\n")
@@ -164,6 +201,12 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/api/v1/analysis/motifs":
             motifs = [{"id": i, "score": random.random()} for i in range(MOTIF_COUNT)]
             self._send_json(200, {"motifs": motifs, "useReal": self.settings.use_real_model})
+        elif path == "/_standin/fallbacks":
+            counts = self.fallbacks.snapshot()
+            self._send_json(
+                200,
+                {"stand_in_only": True, "fallbacks": counts, "total": sum(counts.values())},
+            )
         elif path == "/api/v1/analysis/infer":
             self._send_json(405, {"error": "method_not_allowed", "reason": "use POST"})
         else:
@@ -192,12 +235,13 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 result = call_backend(self.settings, window)
             except BackendFailure as exc:
+                self.fallbacks.add(exc.cause)
                 sys.stderr.write(f"edgeinfer-standin: {exc}; answering with stub output\n")
         self._send_json(200, result or stub_output())
 
 
 def make_server(settings: Settings, host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
-    handler = type("ConfiguredHandler", (Handler,), {"settings": settings})
+    handler = type("ConfiguredHandler", (Handler,), {"settings": settings, "fallbacks": FallbackCounts()})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

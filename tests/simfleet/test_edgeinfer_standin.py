@@ -23,6 +23,16 @@ def infer(base_url: str, body: object) -> requests.Response:
     return requests.post(f"{base_url}/api/v1/analysis/infer", json=body, timeout=5)
 
 
+def fallbacks(base_url: str) -> dict[str, int]:
+    """The stand-in-only fallback counters (EdgeInfer itself exposes nothing like them)."""
+    answer = requests.get(f"{base_url}/_standin/fallbacks", timeout=5)
+    assert answer.status_code == 200
+    payload = answer.json()
+    assert payload["stand_in_only"] is True
+    assert payload["total"] == sum(payload["fallbacks"].values())
+    return {cause: count for cause, count in payload["fallbacks"].items() if count}
+
+
 def assert_stub_shaped(payload: dict) -> None:
     assert set(payload) == {"latent", "motif_scores"}
     assert len(payload["latent"]) == 64 and len(payload["motif_scores"]) == 12
@@ -40,6 +50,9 @@ def test_real_model_returns_the_backends_latent(backend, run_standin):
     assert first["path"] == "/v1/infer"  # /infer appended when the URL does not end with it
     assert first["body"] == {"x": WINDOW}  # raw window passed through
     assert first["content_types"] == ["application/json", "application/json"]  # EdgeInfer may send it twice
+    # Only a missed 45 ms read (the retries above) may have fallen back, and each one is counted.
+    misses = sum(a.json()["latent"] != LATENT for a in answers)
+    assert fallbacks(base) == ({"read_timeout": misses} if misses else {})
 
 
 def test_url_already_ending_in_infer_is_used_as_is(backend, run_standin):
@@ -60,21 +73,32 @@ def test_slow_backend_falls_back_to_random_output_silently(backend, run_standin,
     assert first.json()["latent"] != LATENT
     assert first.json()["latent"] != second.json()["latent"]  # random, never repeats
     assert len(backend.requests) == 2  # it did try the backend, and did not retry
+    assert fallbacks(base) == {"read_timeout": 2}
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "content_type"),
+    ("status", "body", "content_type", "cause"),
     [
-        (500, json.dumps({"latent": LATENT, "motif_scores": MOTIFS}), "application/json"),
-        (200, json.dumps({"latent": LATENT[:63], "motif_scores": MOTIFS}), "application/json"),
-        (200, json.dumps({"latent": LATENT, "motif_scores": [*MOTIFS, 0.0]}), "application/json"),
-        (200, json.dumps({"latent": LATENT, "motif_scores": MOTIFS})[:-5], "application/json"),
-        (200, json.dumps({"latent": [math.nan, *LATENT[1:]], "motif_scores": MOTIFS}), "application/json"),
-        (200, json.dumps({"latent": LATENT, "motif_scores": MOTIFS}), "text/plain"),
+        (500, json.dumps({"latent": LATENT, "motif_scores": MOTIFS}), "application/json", "non_200"),
+        (200, json.dumps({"latent": LATENT[:63], "motif_scores": MOTIFS}), "application/json", "undecodable"),
+        (
+            200,
+            json.dumps({"latent": LATENT, "motif_scores": [*MOTIFS, 0.0]}),
+            "application/json",
+            "undecodable",
+        ),
+        (200, json.dumps({"latent": LATENT, "motif_scores": MOTIFS})[:-5], "application/json", "undecodable"),
+        (
+            200,
+            json.dumps({"latent": [math.nan, *LATENT[1:]], "motif_scores": MOTIFS}),
+            "application/json",
+            "undecodable",
+        ),
+        (200, json.dumps({"latent": LATENT, "motif_scores": MOTIFS}), "text/plain", "undecodable"),
     ],
     ids=["http-500", "short-latent", "long-motifs", "truncated-json", "nan", "not-json-content-type"],
 )
-def test_any_bad_backend_answer_falls_back_to_stub(backend, run_standin, status, body, content_type):
+def test_any_bad_backend_answer_falls_back_to_stub(backend, run_standin, status, body, content_type, cause):
     backend.status, backend.body, backend.content_type = status, body.encode(), content_type
     base = run_standin({"USE_REAL_MODEL": "true", "MODEL_BACKEND_URL": backend.url})
     answer = infer(base, {"x": WINDOW})
@@ -82,6 +106,7 @@ def test_any_bad_backend_answer_falls_back_to_stub(backend, run_standin, status,
     assert_stub_shaped(answer.json())
     assert answer.json()["latent"] != LATENT
     assert len(backend.requests) == 1
+    assert fallbacks(base) == {cause: 1}
 
 
 def test_backend_timeout_ms_bounds_the_whole_call(backend, run_standin):
@@ -93,6 +118,7 @@ def test_backend_timeout_ms_bounds_the_whole_call(backend, run_standin):
     assert answer.status_code == 200
     assert answer.json()["latent"] != LATENT
     assert len(backend.requests) == 1
+    assert fallbacks(base) == {"other": 1}
 
 
 def test_refused_connection_falls_back_to_stub(run_standin):
@@ -103,6 +129,7 @@ def test_refused_connection_falls_back_to_stub(run_standin):
     answer = infer(base, {"x": WINDOW})
     assert answer.status_code == 200
     assert_stub_shaped(answer.json())
+    assert fallbacks(base) == {"connection_refused": 1}
 
 
 @pytest.mark.parametrize("value", ["false", "True", "1", "yes", ""])
@@ -113,6 +140,7 @@ def test_only_the_exact_string_true_uses_the_backend(backend, run_standin, value
     assert answer.status_code == 200
     assert_stub_shaped(answer.json())
     assert backend.requests == []
+    assert fallbacks(base) == {}  # stub mode is what was asked for, not a hidden fallback
     motifs = requests.get(f"{base}/api/v1/analysis/motifs", timeout=5).json()
     assert motifs["useReal"] is False and len(motifs["motifs"]) == 12
 
