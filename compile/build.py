@@ -134,8 +134,8 @@ def verification_windows(inputs: Inputs) -> np.ndarray:
     return np.concatenate([held_out, inputs.windows[:256]])
 
 
-def build(options: BuildOptions, timer: StageTimer) -> Path:
-    """Write (or reuse) ``options.out/<version>/`` and return it."""
+def _planned(options: BuildOptions, timer: StageTimer) -> tuple[Inputs, str | None, Path]:
+    """The loaded inputs, the DFC version and ``options.out/<version>/``: everything short of writing."""
     dfc = hailo_compile.dfc_version()
     if dfc is None:
         if options.require_hef:
@@ -151,7 +151,20 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
         dfc,
         inputs.input_ranges.to_metadata(),
     )
-    target = options.out / version
+    return inputs, dfc, options.out / version
+
+
+def plan(options: BuildOptions, timer: StageTimer) -> tuple[Path, bool]:
+    """The bundle folder ``build`` would write or reuse, and whether an intact one is there; writes nothing
+    (``build --plan``: playbooks/build.yml under --check)."""
+    _, _, target = _planned(options, timer)
+    return target, existing_bundle(target) is not None
+
+
+def build(options: BuildOptions, timer: StageTimer) -> Path:
+    """Write (or reuse) ``options.out/<version>/`` and return it."""
+    inputs, dfc, target = _planned(options, timer)
+    version = target.name
     if existing_bundle(target) is not None:
         timer.note(f"bundle {version} already built and intact: reusing {target}")
         return target

@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("--out", type=Path, required=True, help="folder receiving the <version>/ bundle")
     build_cmd.add_argument("--hw-arch", choices=HW_ARCHS, default="hailo8")
     build_cmd.add_argument("--require-hef", action="store_true", help="fail unless the DFC builds a .hef")
+    build_cmd.add_argument(
+        "--plan", action="store_true", help="print OUT/<version> (a hash of the inputs) only; write nothing"
+    )
     export_cmd = commands.add_parser("export", help="load, fit motifs, write the ONNX to one file")
     _model_arguments(export_cmd)
     export_cmd.add_argument("--out", type=Path, required=True, help="ONNX file to write")
@@ -81,9 +84,14 @@ def _options(args: argparse.Namespace) -> "BuildOptions":
 
 
 def _build(args: argparse.Namespace) -> int:
-    from compile.build import build, summary_lines
+    from compile.build import build, plan, summary_lines
     from compile.timing import StageTimer
 
+    if args.plan:
+        folder, built = plan(_options(args), StageTimer())
+        print(f"bundle {folder.name} {'already built' if built else 'not built yet: build would write it'}")
+        print(folder)
+        return 0
     folder = build(_options(args), StageTimer())
     print("\n".join(summary_lines(verify_bundle(folder))))
     print(folder)

@@ -1,5 +1,8 @@
 """Per-Pi latency plot for the fleet report: health-check latency and, where benchmark.yml ran, p50/p95/p99.
 
+The y axis is logarithmic: a Pi answers in a few ms while EdgeInfer's budget is 45 ms, and on a linear axis
+the bars that matter shrink to slivers under the budget line. Every bar is labelled with its value.
+
 python scripts/plot_fleet_latency.py reports/latest/fleet_report.json reports/latest/latency.png
 """
 
@@ -15,9 +18,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on a control host or in CI
 import matplotlib.pyplot as plt  # after use(): the backend is chosen before pyplot loads
+from matplotlib.figure import Figure
 
 # EdgeInfer's HTTP read timeout: a slower answer is a failure for it (EDGEINFER_CONTRACT.md).
 EDGEINFER_BUDGET_MS = 45.0
+# Lowest y shown: below any real answer time, so every measured bar has a visible height on the log axis.
+AXIS_FLOOR_MS = 0.5
 SERIES = (
     ("health check", lambda entry: entry.get("latency_ms")),
     ("load p50", lambda entry: _load(entry, "latency_p50_ms")),
@@ -37,22 +43,41 @@ def latency_series(report: dict[str, Any]) -> tuple[list[str], dict[str, list[fl
     return names, {label: values for label, values in series.items() if any(v is not None for v in values)}
 
 
-def plot(report: dict[str, Any], out: Path) -> None:
+def y_top(series: dict[str, list[float | None]]) -> float:
+    """Top of the axis: room above the budget line and above the slowest bar and its label."""
+    measured = [value for values in series.values() for value in values if value is not None]
+    return max([EDGEINFER_BUDGET_MS, *measured]) * 2.0
+
+
+def figure(report: dict[str, Any]) -> Figure:
     names, series = latency_series(report)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(names) + 2), 4.0))
+    calls = report.get("latency_calls", 5)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(names) + 2) + 2.5, 4.5))
     width = 0.8 / max(1, len(series))
     for index, (label, values) in enumerate(series.items()):
         xs = [pos + index * width for pos in range(len(names))]
-        ax.bar(xs, [value or 0.0 for value in values], width, label=label)
+        legend = f"health check (median of {calls} calls)" if label == "health check" else label
+        heights = [(value or AXIS_FLOOR_MS) - AXIS_FLOOR_MS for value in values]
+        ax.bar(xs, heights, width, bottom=AXIS_FLOOR_MS, label=legend)
         for x, value in zip(xs, values, strict=True):
-            if value is None:
-                ax.text(x, 0.5, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+            text = "n/a" if value is None else f"{value:.1f}"
+            ax.text(x, value or AXIS_FLOOR_MS * 1.1, text, ha="center", va="bottom", fontsize=7)
     ax.axhline(EDGEINFER_BUDGET_MS, color="red", linestyle="--", linewidth=1, label="EdgeInfer budget 45 ms")
+    ax.set_yscale("log")
+    ax.set_ylim(AXIS_FLOOR_MS, y_top(series))
+    ticks = [tick for tick in (1, 2, 5, 10, 20, 45, 100, 200, 500, 1000) if tick < y_top(series)]
+    ax.set_yticks(ticks, [str(tick) for tick in ticks])
+    ax.minorticks_off()
     ax.set_xticks([pos + width * (len(series) - 1) / 2 for pos in range(len(names))], names)
-    ax.set_ylabel("latency (ms)")
+    ax.set_ylabel("latency, ms (log scale)")
     ax.set_title(f"Per-Pi inference latency — run {report.get('run_id', '')}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
+    return fig
+
+
+def plot(report: dict[str, Any], out: Path) -> None:
+    fig = figure(report)
     fig.savefig(out, dpi=100)
     plt.close(fig)
 

@@ -133,7 +133,10 @@ def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
         "previous_release": host_vars.get("inference_app_previous_release") or None,
         "model_version": health.get("model_version"),
         "untrained_default": health.get("untrained_default"),
+        # The served model file's sha256 (what /healthz reports) and the bundle's: model_metadata.json's,
+        # which lists every file of the bundle with its sha256.
         "sha256": health.get("sha256"),
+        "bundle_sha256": host_vars.get("inference_app_bundle_sha256") or None,
         "backend": _backend_kind(health.get("backend")),
         "app_backend": health.get("backend"),
         "accelerator": host_vars.get("hailort_device_architecture") if accelerator_present else None,
@@ -182,9 +185,70 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# Column header -> what it is, printed under the table so no column has to be guessed.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Pi", "inventory name"),
+    ("outcome", "what this run did: deployed, rolled_back, stub_mode, failed, checked, unreachable, ..."),
+    ("healthy", "every health check passed (app /healthz, golden window through the app and EdgeInfer)"),
+    (
+        "EdgeInfer real model",
+        "EdgeInfer answered the golden window with the app's latent, not its random stub",
+    ),
+    ("release", "release the Pi's `current` points at"),
+    ("model", "bundle version (a hash of the model's inputs)"),
+    ("untrained default", "yes: seeded weights, not a trained encoder"),
+    (
+        "bundle sha256",
+        "sha256 of the bundle's model_metadata.json (it lists every file's sha256), first 12 hex",
+    ),
+    ("backend", "hailo: the Hailo chip; cpu: ONNX Runtime on the Pi's CPU"),
+    ("accelerator", "Hailo device found on PCIe, or none"),
+    ("firmware", "Hailo firmware version"),
+    ("golden window", "the app's latent for the bundle's golden window is within the bundle's tolerance"),
+    ("app latency ms", "median of {calls} health-check calls to the app's /infer, on the Pi"),
+    (
+        "EdgeInfer latency ms",
+        "median of {calls} health-check calls through EdgeInfer (its read timeout: 45 ms)",
+    ),
+    ("rolled back", "this run put the Pi back on its previous release (or EdgeInfer on its stub)"),
+)
+
+
+def _short(digest: Any) -> Any:
+    return digest[:12] if isinstance(digest, str) else digest
+
+
+def _model_lines(hosts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per distinct deployed bundle: version, trained or not, full sha256s, which Pis run it."""
+    bundles: dict[tuple[Any, Any, Any, Any], list[str]] = {}
+    for name, entry in hosts.items():
+        if entry["model_version"] is None:
+            continue
+        key = (entry["model_version"], entry["untrained_default"], entry["bundle_sha256"], entry["sha256"])
+        bundles.setdefault(key, []).append(name)
+    lines = []
+    for (version, untrained, bundle_sha, model_sha), names in sorted(
+        bundles.items(), key=lambda kv: str(kv[0])
+    ):
+        kind = (
+            "**UNTRAINED DEFAULT** (seeded weights, not a trained encoder; -e model_source=FILE deploys one)"
+            if untrained
+            else "trained model"
+            if untrained is False
+            else "trained or not: unknown"
+        )
+        lines.append(
+            f"- bundle {version}: {kind}; bundle sha256 (model_metadata.json) {bundle_sha or '-'}; "
+            f"served model file sha256 {model_sha or '-'}; on {', '.join(names)}"
+        )
+    return lines or ["- no Pi reported a deployed bundle"]
+
+
 def fleet_report_markdown(report: Mapping[str, Any]) -> str:
-    """Render the report for people: one table row per Pi, then the seed targets where a benchmark ran."""
+    """Render the report for people: the bundles, one table row per Pi with a legend, then problems and the
+    seed targets where a benchmark ran."""
     summary = report["summary"]
+    calls = report.get("latency_calls", 5)
     lines = [
         f"# Fleet report — {report.get('playbook', 'site.yml')} — {report.get('generated_at', '')}".rstrip(
             " —"
@@ -195,9 +259,14 @@ def fleet_report_markdown(report: Mapping[str, Any]) -> str:
         f"rolled back: {', '.join(summary['rolled_back']) or 'none'}, "
         f"unreachable: {', '.join(summary['unreachable']) or 'none'}.",
         "",
-        "| Pi | outcome | healthy | EdgeInfer real model | release | backend | accelerator | firmware "
-        "| golden window | latency ms | rolled back |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "## Model",
+        "",
+        *_model_lines(report["hosts"]),
+        "",
+        "## Pis",
+        "",
+        "| " + " | ".join(header for header, _ in COLUMNS) + " |",
+        "| " + " | ".join("---" for _ in COLUMNS) + " |",
     ]
     for name, entry in report["hosts"].items():
         cells = [
@@ -206,14 +275,20 @@ def fleet_report_markdown(report: Mapping[str, Any]) -> str:
             entry["healthy"],
             entry["edgeinfer_real_model"],
             entry["release"],
+            entry["model_version"],
+            entry["untrained_default"],
+            _short(entry["bundle_sha256"]),
             entry["backend"],
             entry["accelerator"] or "none",
             entry["firmware"],
             entry["golden_window_ok"],
             entry["latency_ms"],
+            entry["edgeinfer_latency_ms"],
             entry["rolled_back"],
         ]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    lines += ["", "Columns:", ""]
+    lines += [f"- **{header}**: {meaning.format(calls=calls)}" for header, meaning in COLUMNS]
     problems = [
         (name, entry) for name, entry in report["hosts"].items() if entry["failure"] or entry["problems"]
     ]

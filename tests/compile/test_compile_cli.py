@@ -44,6 +44,25 @@ def test_build_default_prints_bundle_path_last_and_reuses(repo_root: Path, defau
     assert "UNTRAINED DEFAULT" in result.stderr
 
 
+def test_build_plan_names_the_version_and_writes_nothing(
+    repo_root: Path, default_bundle: Path, tmp_path: Path
+):
+    # --plan is what playbooks/build.yml runs under --check: the same version `build` gives, nothing written.
+    fresh = tmp_path / "bundles"
+    result = run_cli(repo_root, "build", "--out", str(fresh), "--plan")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == str(fresh / default_bundle.name)
+    assert "not built yet" in lines[-2]
+    assert not fresh.exists()
+    reused = run_cli(repo_root, "build", "--out", str(default_bundle.parent), "--plan")
+    assert reused.returncode == 0, reused.stderr
+    assert reused.stdout.strip().splitlines()[-2:] == [
+        f"bundle {default_bundle.name} already built",
+        str(default_bundle),
+    ]
+
+
 def test_build_trained_prints_figures(
     repo_root: Path, trained_onnx: Path, model_config: Path, tmp_path: Path
 ):

@@ -10,11 +10,14 @@ HEALTHY = {
         "details": {},
         "edgeinfer_real_model": True,
         "model_version": "tcn-0123456789ab",
+        "untrained_default": True,
         "sha256": "ab" * 32,
         "backend": "onnxruntime",
         "latency_ms": {"p50": 3.5, "max": 9.0},
+        "edgeinfer_latency_ms": {"p50": 6.25, "max": 11.0},
     },
     "inference_app_release": "tcn-0123456789ab-deadbeef",
+    "inference_app_bundle_sha256": "cd" * 32,
     "fleet_deploy": {"reached": True, "outcome": "deployed", "rolled_back": False},
     "hailort_accelerator_present": False,
 }
@@ -101,13 +104,15 @@ def test_markdown_has_a_row_per_pi_problems_and_targets():
     report = fleet_report({"pi-1": benchmarked, "pi-2": ROLLED_BACK}, ["pi-1", "pi-2", "pi-3"])
     text = fleet_report_markdown(report)
     rows = [line for line in text.splitlines() if line.startswith("| pi-")]
-    assert rows[0].startswith("| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | cpu | none |")
+    assert rows[0].startswith(
+        "| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | tcn-0123456789ab |"
+    )
     assert "| pi-2 | rolled_back |" in rows[1] and rows[1].endswith("| yes |")
     assert rows[2].startswith("| pi-3 | unreachable | no | no |")
     assert "- pi-2: health gate: /healthz unreachable on 127.0.0.1:8000" in text
     assert (
-        "| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | cpu | none | - | yes | 3.50 | no |"
-        in text
+        "| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | tcn-0123456789ab | yes | cdcdcdcdcdcd "
+        "| cpu | none | - | yes | 3.50 | 6.25 | no |" in text
     )
     assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 |  |" not in text
     assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 | - |" in text
@@ -173,3 +178,35 @@ def test_a_pi_lost_mid_deploy_is_unreachable_even_with_earlier_health_facts():
     assert entry["reachable"] is False
     assert entry["healthy"] is False
     assert fleet_report({"pi-1": lost}, ["pi-1"])["summary"]["unreachable"] == ["pi-1"]
+
+
+def test_markdown_says_untrained_default_with_full_sha256s_and_explains_every_column():
+    trained = {
+        **HEALTHY,
+        "health_report": {
+            **HEALTHY["health_report"],
+            "model_version": "tcn-trained00000",
+            "untrained_default": False,
+        },
+        "inference_app_bundle_sha256": "ef" * 32,
+    }
+    report = fleet_report({"pi-1": HEALTHY, "pi-2": trained}, ["pi-1", "pi-2", "pi-3"], {"latency_calls": 7})
+    text = fleet_report_markdown(report)
+    model = text.split("## Model", 1)[1].split("## Pis", 1)[0]
+    assert "- bundle tcn-0123456789ab: **UNTRAINED DEFAULT**" in model
+    assert f"bundle sha256 (model_metadata.json) {'cd' * 32}" in model and f"file sha256 {'ab' * 32}" in model
+    assert "on pi-1\n" in model
+    assert "- bundle tcn-trained00000: trained model;" in model and "on pi-2\n" in model
+    header = next(line for line in text.splitlines() if line.startswith("| Pi |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    legend = text.split("Columns:", 1)[1]
+    for column in columns:
+        assert f"- **{column}**: " in legend, column
+    assert "app latency ms**: median of 7 health-check calls" in legend
+    row = next(line for line in text.splitlines() if line.startswith("| pi-3 |"))
+    assert len(row.strip("|").split("|")) == len(columns)
+
+
+def test_markdown_with_no_deployed_bundle_says_so():
+    text = fleet_report_markdown(fleet_report({}, ["pi-1"]))
+    assert "- no Pi reported a deployed bundle" in text

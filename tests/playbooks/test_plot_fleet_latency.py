@@ -2,7 +2,7 @@
 
 import json
 
-from plot_fleet_latency import latency_series, main
+from plot_fleet_latency import EDGEINFER_BUDGET_MS, figure, latency_series, main
 
 REPORT = {
     "run_id": "20261125T030000Z",
@@ -37,3 +37,21 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     source.write_text("{}")
     assert main([str(source), str(tmp_path / "x.png")]) == 1
     assert "is not a readable fleet report" in capsys.readouterr().err
+
+
+def test_few_ms_bars_and_the_45_ms_budget_are_both_readable():
+    fig = figure({**REPORT, "latency_calls": 5})
+    ax = fig.axes[0]
+    # Log axis: a 3 ms bar is a large share of the plot's height, not a sliver under the budget line.
+    assert ax.get_yscale() == "log"
+    low, high = ax.get_ylim()
+    assert low < 3.0 and high > EDGEINFER_BUDGET_MS
+    assert "45" in [label.get_text() for label in ax.get_yticklabels()]
+    assert {"5.0", "4.0", "3.0", "6.0", "n/a"} <= {text.get_text() for text in ax.texts}
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "health check (median of 5 calls)" in legend and "EdgeInfer budget 45 ms" in legend
+
+
+def test_the_axis_grows_for_a_pi_slower_than_the_budget():
+    slow = {"hosts": {"pi-1": {"latency_ms": 120.0}}}
+    assert figure(slow).axes[0].get_ylim()[1] > 120.0

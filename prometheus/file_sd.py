@@ -1,0 +1,90 @@
+"""Write Prometheus file_sd targets for the Pis of an Ansible inventory (one target group per Pi).
+
+    python prometheus/file_sd.py -i inventory/production --out /etc/prometheus/targets/hailo_pipeline.json
+
+Each Pi becomes `<ansible_host or name>:<inference_app_metrics_port>` with the labels `pi` (inventory name)
+and, when build/release.json is there, `expected_version` (the bundle version the last build deployed; the
+HailoPipelineUnexpectedModel alert compares it with what the Pi serves). The inventory is read with
+`ansible-inventory --list`, so every inventory format and group_vars file Ansible understands works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# The port of the app's metrics-only listener when an inventory does not set inference_app_metrics_port.
+DEFAULT_METRICS_PORT = 9101
+
+
+def read_inventory(inventory: str) -> dict[str, Any]:
+    tool = shutil.which("ansible-inventory") or str(Path(sys.executable).parent / "ansible-inventory")
+    result = subprocess.run(
+        [tool, "-i", inventory, "--list"], capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode != 0:
+        raise ValueError(f"ansible-inventory -i {inventory} failed: {result.stderr.strip()[-300:]}")
+    return json.loads(result.stdout)
+
+
+def group_hosts(inventory: dict[str, Any], group: str) -> list[str]:
+    """Hosts of `group` and of its child groups, sorted."""
+    hosts: set[str] = set()
+    pending = [group]
+    while pending:
+        entry = inventory.get(pending.pop()) or {}
+        hosts.update(entry.get("hosts", []))
+        pending.extend(entry.get("children", []))
+    return sorted(hosts)
+
+
+def targets(
+    inventory: dict[str, Any], group: str, expected_version: str | None, default_port: int
+) -> list[dict[str, Any]]:
+    hostvars = (inventory.get("_meta") or {}).get("hostvars") or {}
+    groups = []
+    for name in group_hosts(inventory, group):
+        host_vars = hostvars.get(name) or {}
+        port = int(host_vars.get("inference_app_metrics_port", default_port))
+        labels = {"pi": name}
+        if expected_version:
+            labels["expected_version"] = expected_version
+        groups.append({"targets": [f"{host_vars.get('ansible_host', name)}:{port}"], "labels": labels})
+    return groups
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-i", "--inventory", required=True, help="Ansible inventory (file or folder)")
+    parser.add_argument("--out", type=Path, required=True, help="file_sd JSON file to write")
+    parser.add_argument("--group", default="pis", help="inventory group of the Pis (default pis)")
+    parser.add_argument("--release", type=Path, default=Path("build/release.json"), help="release manifest")
+    parser.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT, help="default metrics port")
+    args = parser.parse_args(argv)
+    try:
+        inventory = read_inventory(args.inventory)
+        expected = None
+        if args.release.is_file():
+            expected = json.loads(args.release.read_text()).get("bundle_version")
+    except (OSError, ValueError) as exc:
+        print(f"file_sd: {exc}", file=sys.stderr)
+        return 1
+    found = targets(inventory, args.group, expected, args.port)
+    if not found:
+        print(f"file_sd: no hosts in group {args.group!r} of {args.inventory}", file=sys.stderr)
+        return 1
+    # Written whole then renamed: Prometheus re-reads the file on change and must never see half of it.
+    partial = args.out.with_name(args.out.name + ".tmp")
+    partial.write_text(json.dumps(found, indent=2) + "\n")
+    partial.replace(args.out)
+    print(f"file_sd: {len(found)} targets -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
