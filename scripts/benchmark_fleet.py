@@ -1,7 +1,8 @@
 """Wall time of the fleet playbooks on the simulated fleet, against the rollout targets (issue 5).
 
 For each fleet size (default 2, 4 and 8 Pis) the fleet is recreated from clean images and `site.yml` is timed;
-on 4 Pis the idempotent re-run, a deploy of a second model version and a fleet `rollback.yml` are timed too.
+on 4 Pis the idempotent re-run, a deploy of a second model version (a model-only update: with it, the bytes
+copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too.
 The control-host build (bundle + wheelhouse) is made once beforehand and timed on its own: every size then
 measures the fleet work only. Prints one line per figure, with how busy the host's CPUs were (simulated Pis
 share them with the control host, so a run near 100 % is CPU-bound), and a JSON summary (also written to
@@ -9,7 +10,8 @@ reports/benchmark_fleet.json).
 
     python scripts/benchmark_fleet.py [--sizes 2 4 8]
 
-Targets: 4 Pis from clean <= 6 min, re-run <= 25% of that, rollback <= 60 s, 8 Pis <= 1.5x the time of 2.
+Targets: 4 Pis from clean <= 6 min, re-run <= 25% of that, a model-only update <= 30% of it adding <= 16 MB
+per Pi, rollback <= 60 s, 8 Pis <= 1.5x the time of 2.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ TARGET_4_CLEAN_S = 360.0
 TARGET_RERUN_RATIO = 0.25
 TARGET_ROLLBACK_S = 60.0
 TARGET_SCALING = 1.5
+TARGET_MODEL_UPDATE_RATIO = 0.30
+TARGET_MODEL_UPDATE_DISK_MB = 16.0
+ROOT = "/opt/hailo_pipeline"
+# Per part folder on a Pi: the bytes copied there (wheels, bundle files), not what was built (venv).
+PART_BYTES = (
+    "cd " + ROOT + ' && for part in runtimes/*/wheels bundles/*; do [ -d "$part" ] && du -sb "$part"; done;'
+    " du -sb ."
+)
 
 
 class BenchmarkError(RuntimeError):
@@ -53,6 +63,33 @@ class BenchFleet:
 
     def down(self) -> None:
         simfleet.down(self.client, self.spec)
+
+    def disk(self, size: int) -> dict[str, dict[str, int]]:
+        """Per Pi: bytes under the root ('.') and of every copied part folder."""
+        found = {}
+        for index in range(1, size + 1):
+            name = self.spec.pi_name(index)
+            result = self.client.containers.get(name).exec_run(["sh", "-c", PART_BYTES], user="root")
+            lines = result.output.decode().split("\n")
+            found[name] = {
+                path: int(count) for count, path in (line.split("\t") for line in lines if "\t" in line)
+            }
+        return found
+
+
+def disk_delta(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Per Pi: bytes copied (part folders that are new) and disk added (the root's growth)."""
+    return {
+        pi: {
+            "copied_bytes": sum(
+                count for path, count in parts.items() if path != "." and path not in before[pi]
+            ),
+            "disk_added_bytes": parts.get(".", 0) - before[pi].get(".", 0),
+        }
+        for pi, parts in after.items()
+    }
 
 
 def checked(run: PlaybookRun) -> float:
@@ -96,6 +133,16 @@ def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
             figures["rerun_4_s"] / figures["clean_4_s"] if "rerun_4_s" in figures else None,
             TARGET_RERUN_RATIO,
         ),
+        "model_update_ratio": (
+            "model-only update <= 30% of the clean deploy",
+            figures["new_version_4_s"] / figures["clean_4_s"] if "new_version_4_s" in figures else None,
+            TARGET_MODEL_UPDATE_RATIO,
+        ),
+        "model_update_disk_mb": (
+            "model-only update adds <= 16 MB on each Pi",
+            figures.get("new_version_4_max_disk_added_mb"),
+            TARGET_MODEL_UPDATE_DISK_MB,
+        ),
         "rollback_s": ("fleet rollback <= 60 s", figures.get("rollback_4_s"), TARGET_ROLLBACK_S),
         "scaling_8_vs_2": (
             "8 Pis <= 1.5x the time of 2",
@@ -124,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sizes must be positive")
     figures: dict[str, float] = {}
     cpu_busy: dict[str, float] = {}
+    disk: dict[str, dict[str, dict[str, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         bench = BenchFleet(Path(tmp))
 
@@ -144,14 +192,31 @@ def main(argv: list[str] | None = None) -> int:
                 if size != 4:
                     continue
                 play("rerun_4_s", "site.yml")
+                before = bench.disk(size)
                 play("new_version_4_s", "site.yml", {"model_config": second_model_config(Path(tmp))})
+                disk["new_version_4"] = disk_delta(before, bench.disk(size))
+                added = max(pi["disk_added_bytes"] for pi in disk["new_version_4"].values())
+                figures["new_version_4_max_disk_added_mb"] = added / 1e6
+                for pi, delta in sorted(disk["new_version_4"].items()):
+                    print(
+                        f"new_version_4 {pi}: copied {delta['copied_bytes'] / 1e6:.2f} MB, "
+                        f"disk added {delta['disk_added_bytes'] / 1e6:.2f} MB",
+                        flush=True,
+                    )
                 play("rollback_4_s", "rollback.yml")
         except BenchmarkError as exc:
             print(f"benchmark_fleet: {exc}", file=sys.stderr)
             return 1
         finally:
             bench.down()
-    summary = {"figures_s": figures, "host_cpu_busy_pct": cpu_busy, "targets": judge(figures)}
+    summary = {
+        "figures_s": figures,
+        "host_cpu_busy_pct": cpu_busy,
+        "disk_per_pi": disk,
+        # Needs traffic through EdgeInfer during the update (issue 10, point 6), which this run does not send.
+        "fallbacks_by_cause": "not measured",
+        "targets": judge(figures),
+    }
     for entry in summary["targets"].values():
         value = "-" if entry["value"] is None else f"{entry['value']:.2f}"
         print(f"{entry['target']}: {value} (limit {entry['limit']}) -> {entry['status']}")

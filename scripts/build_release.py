@@ -2,6 +2,8 @@
 
 The Pis have no package index, so every wheel the app needs is downloaded here for the Pis' platform
 (Raspberry Pi OS / Debian bookworm: glibc 2.36, CPython 3.11) and copied by the `inference_app` role.
+A release is two content-addressed parts: the runtime (OUT/runtimes/<runtime id>/, the wheels; the id hashes
+them and the interpreter they target) and the bundle (by version). The manifest names both with their sha256s.
 
     python scripts/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64
 """
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,13 +92,35 @@ def download_dependencies(app_wheel: Path, dest: Path, arch: str) -> None:
     run(cmd, f"pip download for {arch}")
 
 
-def build_id(wheelhouse: Path) -> str:
-    """8 hex of a hash over the wheel names and contents: same wheels, same id."""
-    digest = hashlib.sha256()
-    for wheel in sorted(wheelhouse.glob("*.whl")):
-        digest.update(wheel.name.encode())
-        digest.update(hashlib.sha256(wheel.read_bytes()).digest())
-    return digest.hexdigest()[:8]
+def wheel_checksums(wheelhouse: Path) -> dict[str, str]:
+    """sha256 of every wheel, by file name: what the Pi checks the copied runtime against."""
+    return {
+        wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()
+        for wheel in sorted(wheelhouse.glob("*.whl"))
+    }
+
+
+def runtime_id(checksums: dict[str, str], arch: str, python: str) -> str:
+    """12 hex over the wheels and the interpreter they target: same wheels, arch and CPython, same id.
+
+    The interpreter is in the key: one wheelhouse installed under another CPython is another venv."""
+    digest = hashlib.sha256(f"{arch}\ncp{python}\n".encode())
+    for name, sha256 in sorted(checksums.items()):
+        digest.update(f"{name} {sha256}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def installed_bytes(wheelhouse: Path) -> int:
+    """Uncompressed size of every wheel: what the venv adds on the Pi, for preflight's free-space check."""
+    total = 0
+    for wheel in wheelhouse.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            total += sum(info.file_size for info in archive.infolist())
+    return total
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def app_version(app_wheel: Path) -> str:
@@ -109,14 +134,16 @@ def build_release(bundle: Path, arch: str, out: Path, manifest: Path) -> dict[st
         raise ReleaseError(f"{bundle} is not a bundle folder (no model_metadata.json)")
     bundle_version = read_bundle_version(bundle)
 
-    wheelhouses = out / "wheelhouse"
-    wheelhouses.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=wheelhouses))
+    # One folder per runtime id: a release that changes only the model reuses the runtime folder as it is.
+    runtimes = out / "runtimes"
+    runtimes.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=runtimes))
     try:
         app_wheel = build_app_wheel(staging)
         download_dependencies(app_wheel, staging, arch)
-        bid = build_id(staging)
-        wheelhouse = wheelhouses / bid
+        checksums = wheel_checksums(staging)
+        rid = runtime_id(checksums, arch, PYTHON_VERSION)
+        wheelhouse = runtimes / rid
         if wheelhouse.is_dir():
             print(f"reusing wheelhouse {wheelhouse}", file=sys.stderr)
         else:
@@ -124,13 +151,21 @@ def build_release(bundle: Path, arch: str, out: Path, manifest: Path) -> dict[st
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
+    # The manifest names both parts and their checksums; the Pi refers to a part only after checking them.
     release = {
-        "release": f"{bundle_version}-{bid}",
+        "release": f"{bundle_version}-{rid}",
         "bundle_version": bundle_version,
         "bundle_dir": str(bundle),
+        "bundle_metadata_sha256": hashlib.sha256((bundle / "model_metadata.json").read_bytes()).hexdigest(),
+        "bundle_bytes": tree_bytes(bundle),
+        "runtime_id": rid,
         "wheelhouse_dir": str(wheelhouse),
+        "wheels": checksums,
+        "wheel_bytes": tree_bytes(wheelhouse),
+        "installed_bytes": installed_bytes(wheelhouse),
         "app_version": app_version(app_wheel),
         "platform": arch,
+        "python": PYTHON_VERSION,
     }
     manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps(release, indent=2) + "\n")

@@ -71,8 +71,9 @@ def run_playbook(
     tags: str | None = None,
     cancel_when: Callable[[], bool] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    root: Path = REPO,
 ) -> PlaybookRun:
-    """Run `playbook` (relative to the repository root) with the repository's ansible.cfg.
+    """Run `playbook` (relative to `root`, the repository by default) with that tree's ansible.cfg.
 
     `cancel_when` is polled while the run is going; when it returns True ansible-runner kills the
     ansible-playbook process group (SIGKILL), as an operator's kill -9 or a dropped control host would.
@@ -89,14 +90,14 @@ def run_playbook(
     with tempfile.TemporaryDirectory(prefix="hp-runner-") as private:
         runner = ansible_runner.run(
             private_data_dir=private,
-            project_dir=str(REPO),
+            project_dir=str(root),
             playbook=playbook,
             inventory=str(Path(inventory).resolve()),
             extravars=dict(extravars or {}),
             limit=limit,
             tags=tags,
             envvars={
-                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
                 "ANSIBLE_FORCE_COLOR": "0",
                 # The ansible-playbook next to this interpreter (the venv's) first, whatever PATH says.
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

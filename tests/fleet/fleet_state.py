@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,27 @@ class Fleet:
         assert code == 0, f"{pi}: edge-infer container not found ({out})"
         return dict(item.split("=", 1) for item in json.loads(out))
 
-    def bundle_file(self, pi: str, release: str, name: str) -> str:
-        return f"{ROOT}/releases/{release}/bundle/{name}"
+    def disk_bytes(self, pi: str) -> int:
+        """Bytes under the role's root on the Pi (apparent sizes, what the parts add)."""
+        code, out = self.sh(pi, f"du -sb {ROOT} | cut -f1")
+        assert code == 0, out
+        return int(out)
+
+    def listing(self, pi: str, folder: str) -> list[str]:
+        code, out = self.sh(pi, f"ls -A {ROOT}/{folder} 2>/dev/null")
+        return sorted(out.split()) if code == 0 else []
+
+    def put_dir(self, pi: str, local: Path, remote: str) -> None:
+        """Copy a local folder's files to `remote` on the Pi (created), owned by root."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for path in sorted(local.iterdir()):
+                info = archive.gettarinfo(str(path), arcname=path.name)
+                info.uid = info.gid = 0
+                with path.open("rb") as handle:
+                    archive.addfile(info, handle)
+        assert self.sh(pi, f"mkdir -p {remote}")[0] == 0
+        assert self.client.containers.get(pi).put_archive(remote, buffer.getvalue())
 
     def stop(self, pi: str) -> None:
         simfleet.stop(self.client, pi, self.spec)

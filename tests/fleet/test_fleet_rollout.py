@@ -1,7 +1,8 @@
 """End-to-end: site.yml and rollback.yml against a simulated 3-Pi fleet over real SSH and systemd.
 
 The tests run in file order and build on each other (one fleet, one history), like an operator's week:
-fresh deploy → idempotent re-run → drift on two Pis converged back → a new model that fails on one Pi → a Pi
+a fleet on the layout before shared parts → the deploy that moves it → idempotent re-run → drift on two Pis
+converged back → rollback to the pre-move release and back → a model-only update that fails on one Pi → a Pi
 lost mid-deploy → rollbacks and the kill switch → a deploy killed mid-run. Outcomes are read from
 ansible-runner's per-host stats and events, from the fleet report JSON, and from the Pis themselves; never
 from ansible-playbook's text.
@@ -9,18 +10,29 @@ from ansible-playbook's text.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import Fleet, built_release, write_model_config
+from fleet_state import REPO, ROOT, Fleet, built_release, write_model_config
 
 pytestmark = pytest.mark.fleet
 
 PI1, PI2, PI3 = (f"hp-e2e-pi-{index}" for index in (1, 2, 3))  # the fleet fixture's Pis; PI1 is the canary
 # What earlier tests leave for later ones (release names, timings).
 STATE: dict[str, Any] = {}
+# The last commit whose role put a whole wheelhouse, venv and bundle in every release folder: the fleet starts
+# on it, so the next deploy is a real migration from that layout.
+OLD_LAYOUT_COMMIT = "83d53d18c1336e1773956916f4f4904b0e2cf122"
+# A model-only update may add this much under /opt/hailo_pipeline on a Pi (issue 10).
+MODEL_UPDATE_MAX_BYTES = 16 * 1024 * 1024
 
 
 @pytest.fixture
@@ -28,6 +40,7 @@ def play(fleet: Fleet) -> Callable[..., PlaybookRun]:
     """run_playbook against the test fleet's inventory."""
 
     def run(playbook: str, extravars: dict[str, Any] | None = None, **kwargs: Any) -> PlaybookRun:
+        # kwargs: run_playbook's (limit, on_event, cancel_when, root)
         extravars = {"reports_dir": str(fleet.reports_dir), **(extravars or {})}
         return run_playbook(playbook, inventory=fleet.inventory, extravars=extravars, **kwargs)
 
@@ -58,19 +71,73 @@ def assert_clean_run(run: PlaybookRun) -> None:
     assert run.hosts_with("dark") == set()
 
 
-def test_fresh_deploy_brings_every_pi_onto_the_real_model(fleet: Fleet, play):
-    run = play("site.yml")
+def test_a_fleet_deployed_with_the_layout_before_shared_parts(fleet: Fleet, play, tmp_path_factory):
+    old = tmp_path_factory.mktemp("old-layout")
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", OLD_LAYOUT_COMMIT], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    run = play("site.yml", root=old)
     assert_clean_run(run)
-    release = built_release()["release"]
+    release_old = json.loads((old / "build" / "release.json").read_text())["release"]
+    for pi in fleet.names:
+        assert fleet.current_release(pi) == release_old
+        # Today's layout: the release folder holds its own venv and bundle; no shared parts yet.
+        folder = f"{ROOT}/releases/{release_old}"
+        assert fleet.sh(pi, f"test -d {folder}/venv -a ! -L {folder}/venv -a -d {folder}/wheels")[0] == 0
+        assert fleet.listing(pi, "runtimes") == [] and fleet.listing(pi, "bundles") == []
+    STATE["release_old"] = release_old
+
+
+def pip_niceness_watcher(fleet: Fleet, pi: str) -> tuple[Callable[[dict[str, Any]], None], list[int]]:
+    """An on_event hook that, once the runtime's pip install starts on `pi`, samples pip's niceness there."""
+    seen: list[int] = []
+
+    def sample() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(seen) < 3:
+            code, out = fleet.sh(pi, "ps -eo ni=,args= | grep -F 'pip install' | grep -v grep")
+            seen.extend(int(line.split()[0]) for line in out.splitlines() if code == 0 and line.strip())
+            time.sleep(0.2)
+
+    def hook(event: dict[str, Any]) -> None:
+        if not seen and starts_task(event, pi, "Runtime | bootstrap pip"):
+            threading.Thread(target=sample, daemon=True).start()
+
+    return hook, seen
+
+
+def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
+    hook, niceness = pip_niceness_watcher(fleet, PI1)
+    run = play("site.yml", on_event=hook)
+    assert_clean_run(run)
+    release = built_release()
     report = fleet.latest_report()
     assert sorted(report["hosts"]) == fleet.names
-    assert_all_on(fleet, release, report)
+    assert_all_on(fleet, release["release"], report)
     assert report["summary"]["rolled_back"] == []
     for pi in fleet.names:
         assert report["hosts"][pi]["backend"] == "cpu"  # no accelerator in a simulated Pi
         assert report["hosts"][pi]["accelerator"] is None
         assert fleet.app_health(pi)["status"] == "ok"
-    STATE.update(release_a=release, fresh_s=run.wall_s)
+        # The release is RELEASE.json plus links to one runtime and one bundle; the old release is left whole.
+        folder = f"{ROOT}/releases/{release['release']}"
+        assert fleet.sh(pi, f"readlink {folder}/venv")[1] == f"../../runtimes/{release['runtime_id']}/venv"
+        assert fleet.sh(pi, f"readlink {folder}/bundle")[1] == f"../../bundles/{release['bundle_version']}"
+        record = json.loads(fleet.sh(pi, f"cat {folder}/RELEASE.json")[1])
+        assert (record["runtime_id"], record["bundle_version"]) == (
+            release["runtime_id"],
+            release["bundle_version"],
+        )
+        assert fleet.listing(pi, "runtimes") == [release["runtime_id"]]
+        assert fleet.listing(pi, "bundles") == [release["bundle_version"]]
+        assert fleet.release_complete(pi, STATE["release_old"])
+        assert fleet.history(pi)["previous"] == STATE["release_old"]
+        # Serving outranks the install work.
+        weights = fleet.sh(pi, "systemctl show -p CPUWeight -p IOWeight --value hailo-inference.service")[1]
+        assert weights.split() == ["1000", "1000"], weights
+    assert niceness and set(niceness) == {19}, niceness
+    STATE.update(release_a=release["release"], fresh_s=run.wall_s)
 
 
 def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
@@ -95,6 +162,20 @@ def test_drift_on_two_pis_is_converged_back_and_the_third_left_alone(fleet: Flee
     assert run.count("changed", PI2) > 0 and run.count("changed", PI3) > 0
     assert fleet.sh(PI2, f"cat {unit}")[1] == original_unit
     assert fleet.sh(PI3, "systemctl is-active hailo-inference.service")[1] == "active"
+    assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
+
+
+def test_rollback_to_the_release_from_before_the_move_and_forward_again(fleet: Fleet, play):
+    back = play("rollback.yml", extravars={"rollback_to": STATE["release_old"]})
+    assert_clean_run(back)
+    report = fleet.latest_report()
+    for pi in fleet.names:
+        assert fleet.current_release(pi) == STATE["release_old"]
+        assert report["hosts"][pi]["healthy"] is True and report["hosts"][pi]["edgeinfer_real_model"] is True
+        assert fleet.app_health(pi)["model_version"] == STATE["release_old"].rsplit("-", 1)[0]
+
+    forward = play("site.yml")
+    assert_clean_run(forward)
     assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
 
 
@@ -135,23 +216,43 @@ def test_benchmark_fills_the_report_and_the_metrics_for_every_pi(fleet: Fleet, p
         assert rss and all(20e6 < value < 512e6 for value in rss), rss
 
 
-def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, play, tmp_path):
+def build_bundle(config: Path) -> Path:
+    """The bundle site.yml's build play makes for this config (content-addressed, so it reuses this one)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compile",
+            "build",
+            "--out",
+            str(REPO / "build" / "bundles"),
+            "--config",
+            str(config),
+            "--hw-arch",
+            "hailo8",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_model_only_update_adds_one_bundle_and_a_bad_one_rolls_its_pi_back(fleet: Fleet, play, tmp_path):
     config = write_model_config(tmp_path / "model_config_b.json", std_scale=1.01)
-    corrupted: list[str] = []
+    bundle = build_bundle(config)
+    # hp-pi-3 already has this bundle version, gone bad on disk: it must be refused, never served.
+    bad = f"{ROOT}/bundles/{bundle.name}"
+    fleet.put_dir(PI3, bundle, bad)
+    assert fleet.sh(PI3, f"printf 'bitrot' >> {bad}/tcn_encoder.onnx")[0] == 0
+    before = {pi: (fleet.disk_bytes(pi), fleet.listing(pi, "runtimes")) for pi in (PI1, PI2)}
 
-    def corrupt_pi3_bundle(event: dict[str, Any]) -> None:
-        # The bundle has just been copied to hp-pi-3; the venv is built next and the bundle verified after it.
-        if not corrupted and starts_task(event, PI3, "Release | create the venv"):
-            release = built_release()["release"]
-            path = fleet.bundle_file(PI3, release, "tcn_encoder.onnx")
-            code, out = fleet.sh(PI3, f"printf 'bitrot' >> {path}")
-            assert code == 0, out
-            corrupted.append(path)
-
-    run = play("site.yml", extravars={"model_config": str(config)}, on_event=corrupt_pi3_bundle)
+    run = play("site.yml", extravars={"model_config": str(config)})
     release_b = built_release()["release"]
     assert release_b != STATE["release_a"]
-    assert corrupted, "the deploy never reached hp-pi-3's venv step"
+    assert built_release()["bundle_version"] == bundle.name
     assert run.rc != 0
     assert run.hosts_with("failures") == {PI3}
     assert PI3 in run.hosts_with("rescued")
@@ -163,8 +264,9 @@ def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, 
     assert pi3["outcome"] == "rolled_back"
     assert pi3["release"] == STATE["release_a"]
     assert pi3["healthy"] is True and pi3["edgeinfer_real_model"] is True
-    assert "bundle" in pi3["failure"].lower()
+    assert "bundle" in pi3["failure"].lower() and "tcn_encoder.onnx" in pi3["failure"]
     assert fleet.current_release(PI3) == STATE["release_a"]
+    assert not fleet.release_complete(PI3, release_b)
     assert fleet.edgeinfer_running_env(PI3).get("USE_REAL_MODEL") == "true"
     assert fleet.app_health(PI3)["model_version"] == STATE["release_a"].rsplit("-", 1)[0]
     for pi in (PI1, PI2):
@@ -172,6 +274,11 @@ def test_health_gate_failure_rolls_one_pi_back_and_the_rest_go_on(fleet: Fleet, 
         assert report["hosts"][pi]["release"] == release_b
         assert report["hosts"][pi]["rolled_back"] is False
         assert report["hosts"][pi]["healthy"] is True
+        # Only the bundle came: the runtime is shared, and the Pi grew by about the bundle's size.
+        disk_before, runtimes_before = before[pi]
+        assert fleet.listing(pi, "runtimes") == runtimes_before
+        added = fleet.disk_bytes(pi) - disk_before
+        assert 0 < added <= MODEL_UPDATE_MAX_BYTES, (pi, added)
     assert report["summary"]["rolled_back"] == [PI3]
     STATE["release_b"] = release_b
 
@@ -181,13 +288,13 @@ def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fle
     stopped: list[str] = []
 
     def stop_pi2(event: dict[str, Any]) -> None:
-        if not stopped and starts_task(event, PI2, "Release | create the venv"):
+        if not stopped and starts_task(event, PI2, "Bundle | copy the model bundle"):
             fleet.stop(PI2)
             stopped.append(PI2)
 
     run = play("site.yml", extravars={"model_config": str(config)}, on_event=stop_pi2)
     release_c = built_release()["release"]
-    assert stopped, "the deploy never reached hp-pi-2's venv step"
+    assert stopped, "the deploy never reached hp-pi-2's bundle copy"
     assert run.hosts_with("dark") == {PI2}
     assert run.hosts_with("failures") == set()
     report = fleet.latest_report()

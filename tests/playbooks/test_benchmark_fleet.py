@@ -1,6 +1,6 @@
 """benchmark_fleet's verdicts on the rollout targets from measured wall times."""
 
-from benchmark_fleet import busy_pct, cpu_times, judge
+from benchmark_fleet import busy_pct, cpu_times, disk_delta, judge
 
 
 def test_targets_met_not_met_and_not_measured():
@@ -31,3 +31,17 @@ def test_cpu_busy_share_between_readings():
     assert busy_pct((50, 100), (50, 100)) == 0.0  # no time passed: not a division by zero
     busy, total = cpu_times()
     assert 0 < busy < total  # read from this machine's /proc/stat
+
+
+def test_model_only_update_targets():
+    verdicts = judge({"clean_4_s": 300.0, "new_version_4_s": 90.0, "new_version_4_max_disk_added_mb": 16.5})
+    assert verdicts["model_update_ratio"]["value"] == 0.3
+    assert verdicts["model_update_ratio"]["status"] == "met"
+    assert verdicts["model_update_disk_mb"]["status"] == "not met"
+    assert judge({})["model_update_disk_mb"]["status"] == "not measured"
+
+
+def test_disk_delta_counts_only_new_parts_as_copied():
+    before = {"pi-1": {".": 1000, "runtimes/r1/wheels": 600, "bundles/b1": 100}}
+    after = {"pi-1": {".": 1250, "runtimes/r1/wheels": 600, "bundles/b1": 100, "bundles/b2": 120}}
+    assert disk_delta(before, after) == {"pi-1": {"copied_bytes": 120, "disk_added_bytes": 250}}

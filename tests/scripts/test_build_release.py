@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -174,7 +175,7 @@ def test_pip_failure_is_one_line_and_leaves_no_wheelhouse(
     out = tmp_path / "out"
     result = build_release(source, default_bundle, out, env=env)
     assert_one_line_error(result, "failed: ")
-    assert list((out / "wheelhouse").iterdir()) == []
+    assert list((out / "runtimes").iterdir()) == []
     assert not (out / "release.json").exists()
 
 
@@ -184,10 +185,12 @@ def test_manifest_names_bundle_and_wheelhouse(
     manifest = first_build["manifest"]
     out: Path = first_build["out"]
     wheelhouse = Path(manifest["wheelhouse_dir"])
-    assert wheelhouse.parent == out / "wheelhouse"
-    assert re.fullmatch("[0-9a-f]{8}", wheelhouse.name)
+    assert wheelhouse.parent == out / "runtimes"
+    assert re.fullmatch("[0-9a-f]{12}", wheelhouse.name)
+    assert manifest["runtime_id"] == wheelhouse.name
     assert manifest["bundle_version"] == bundle_metadata["version"]
     assert manifest["release"] == f"{bundle_metadata['version']}-{wheelhouse.name}"
+    assert manifest["python"] == "3.11"
     assert Path(manifest["bundle_dir"]) == default_bundle.resolve()
     project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
     assert manifest["app_version"] == project["version"]
@@ -197,7 +200,40 @@ def test_manifest_names_bundle_and_wheelhouse(
     assert json.loads(printed) == manifest
     assert Path(path) == out / "release.json"
     # Only the finished wheelhouse: no staging folder left behind.
-    assert [p.name for p in (out / "wheelhouse").iterdir()] == [wheelhouse.name]
+    assert [p.name for p in (out / "runtimes").iterdir()] == [wheelhouse.name]
+
+
+def test_manifest_carries_every_parts_checksum_and_size(
+    first_build: dict[str, Any], default_bundle: Path
+) -> None:
+    # What the Pi verifies each part against, and what preflight's free-space check adds up.
+    manifest = first_build["manifest"]
+    wheelhouse = Path(manifest["wheelhouse_dir"])
+    on_disk = {
+        wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in wheelhouse.glob("*.whl")
+    }
+    assert manifest["wheels"] == on_disk
+    metadata = (default_bundle / "model_metadata.json").read_bytes()
+    assert manifest["bundle_metadata_sha256"] == hashlib.sha256(metadata).hexdigest()
+    assert manifest["bundle_bytes"] == sum(p.stat().st_size for p in default_bundle.rglob("*") if p.is_file())
+    assert manifest["wheel_bytes"] == sum(p.stat().st_size for p in wheelhouse.iterdir())
+    # Wheels are zip files: installed, they take more room than compressed.
+    assert manifest["installed_bytes"] > manifest["wheel_bytes"]
+
+
+def test_the_runtime_id_covers_the_interpreter(source: Path, first_build: dict[str, Any]) -> None:
+    sys.path.insert(0, str(source / "scripts"))
+    try:
+        import build_release as script
+    finally:
+        sys.path.pop(0)
+    wheels_ = first_build["manifest"]["wheels"]
+    rid = script.runtime_id(wheels_, "x86_64", "3.11")
+    assert rid == first_build["manifest"]["runtime_id"]
+    assert script.runtime_id(wheels_, "x86_64", "3.13") != rid
+    assert script.runtime_id(wheels_, "aarch64", "3.11") != rid
+    one_wheel_changed = {**wheels_, next(iter(wheels_)): "0" * 64}
+    assert script.runtime_id(one_wheel_changed, "x86_64", "3.11") != rid
 
 
 def test_wheelhouse_matches_the_pi_constraints_exactly(source: Path, first_build: dict[str, Any]) -> None:
@@ -253,5 +289,5 @@ def test_second_run_reuses_the_wheelhouse(
     assert result.returncode == 0, result.stderr
     assert f"reusing wheelhouse {wheelhouse}" in result.stderr
     assert json.loads(manifest.read_text()) == first_build["manifest"]
-    assert [p.name for p in (out / "wheelhouse").iterdir()] == [wheelhouse.name]
+    assert [p.name for p in (out / "runtimes").iterdir()] == [wheelhouse.name]
     assert {p.name: p.stat().st_mtime_ns for p in wheelhouse.iterdir()} == before
