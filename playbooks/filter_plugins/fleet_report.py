@@ -152,7 +152,17 @@ def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
         else deploy.get("outcome") or ("checked" if reached else "unreachable"),
         "failure": deploy.get("failure"),
         "problems": [f"{name}: {details.get(name, 'failed')}" for name, ok in checks.items() if not ok],
+        "hailort_versions": host_vars.get("hailort_versions") or None,
     }
+    versions = entry["hailort_versions"] or {}
+    if versions.get(
+        "mismatch"
+    ):  # libhailort refuses a driver of another version (HAILO_INVALID_DRIVER_VERSION)
+        entry["problems"].append(
+            "HailoRT versions differ: driver {driver}, firmware {firmware}, library {library}".format(
+                **versions
+            )
+        )
     if benchmark:
         entry["benchmark"] = dict(benchmark)
         entry["targets"] = seed_target_status(benchmark.get("measured") or {})

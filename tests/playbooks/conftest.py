@@ -4,6 +4,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for folder in (ROOT / "playbooks" / "filter_plugins", ROOT / "playbooks" / "files", ROOT / "scripts"):
+for folder in (
+    ROOT / "playbooks" / "filter_plugins",
+    ROOT / "roles" / "hailort" / "filter_plugins",
+    ROOT / "playbooks" / "files",
+    ROOT / "scripts",
+):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))

@@ -162,3 +162,32 @@ def test_filters_are_exposed_to_ansible():
     filters = FilterModule().filters()
     assert filters["hailortcli_run"](RUN_FORUM)["fps"] == 217.34
     assert filters["hailortcli_benchmark"](BENCHMARK_MODEL_ZOO)["fps_hw_only"] == 1328.83
+
+
+# `hailortcli fw-control identify` on a Pi 5 with the AI Kit (HailoRT 4.17), quoted in public install guides;
+# the Hailo-10H board prints no Board Name line.
+IDENTIFY_AI_KIT = """\
+Executing on device: 0000:01:00.0
+Identifying board
+Control Protocol Version: 2
+Firmware Version: 4.17.0 (release,app,extended context switch buffer)
+Logger Version: 0
+Board Name: Hailo-8
+Device Architecture: HAILO8L
+Serial Number: HLDDLBB234500054
+"""
+
+
+def test_identify_reads_architecture_and_firmware() -> None:
+    parsed = FilterModule().filters()["hailortcli_identify"](IDENTIFY_AI_KIT)
+    assert (parsed["architecture"], parsed["firmware_version"]) == ("HAILO8L", "4.17.0")
+    assert parsed["fields"]["Board Name"] == "Hailo-8"
+
+
+def test_identify_without_the_optional_lines() -> None:
+    parsed = FilterModule().filters()["hailortcli_identify"]("Device Architecture: HAILO10H\n")
+    assert parsed == {
+        "fields": {"Device Architecture": "HAILO10H"},
+        "architecture": "HAILO10H",
+        "firmware_version": None,
+    }

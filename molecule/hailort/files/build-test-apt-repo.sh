@@ -66,10 +66,14 @@ SERVICE
 
 build hailort 4.23.0-1 "" with-service
 build hailo-dkms 4.23.0-1 ""
+build hailofw 4.23.0-1 ""
 build python3-hailort 4.23.0-1 "hailort (= 4.23.0-1)"
-build hailo-all 4.23.0 "hailort (= 4.23.0-1), hailo-dkms (= 4.23.0-1), python3-hailort (= 4.23.0-1)"
-# Newer than the pin, as the Pi repo will be one day: the pin, not "newest", must decide what gets installed.
+build hailo-all 4.23.0 "hailort (= 4.23.0-1), hailofw (= 4.23.0-1), python3-hailort (= 4.23.0-1)"
+# Older than the ceiling: the newest at or under it must win, not the first or the oldest.
+build hailort 4.22.0-1 ""
+# Newer than the ceiling, as the Pi repo will be one day: the ceiling, not "newest", decides what gets installed.
 build hailort 4.99.0-1 ""
+build hailofw 4.99.0-1 ""
 build hailo-all 4.99.0 "hailort (= 4.99.0-1)"
 
 for deb in "$repo"/*.deb; do

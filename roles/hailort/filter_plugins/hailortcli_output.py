@@ -1,4 +1,5 @@
-"""Parse `hailortcli run` / `hailortcli benchmark` stdout into plain facts (Ansible filters).
+"""Parse `hailortcli fw-control identify` / `run` / `benchmark` stdout into plain facts (Ansible filters): the
+one place this project reads hailortcli output.
 
 hailortcli has no machine-readable stdout (only `--csv` to a file), so the playbook captures the human
 summary and these filters turn it into numbers. The line formats follow hailortcli's printer
@@ -89,8 +90,25 @@ def parse_hailortcli_benchmark(text: str) -> dict[str, Any]:
     return parsed
 
 
+_IDENTIFY_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*:\s*(\S.*?)\s*$", re.M)
+
+
+def parse_hailortcli_identify(text: str) -> dict[str, Any]:
+    """``hailortcli fw-control identify`` → {fields, architecture, firmware_version}, from lines such as
+    ``Firmware Version: 4.23.0 (release,app,extended context switch buffer)`` and
+    ``Device Architecture: HAILO8``. Older boards print HAILO8_B0 and Hailo-10H omits "Board Name", so every
+    field but the architecture is optional (None when absent)."""
+    fields = dict(_IDENTIFY_LINE.findall(text))
+    firmware = fields.get("Firmware Version", "").split(" ")[0] or None
+    return {"fields": fields, "architecture": fields.get("Device Architecture"), "firmware_version": firmware}
+
+
 class FilterModule:
-    """Ansible entry point: `{{ out.stdout | hailortcli_run }}`, `{{ out.stdout | hailortcli_benchmark }}`."""
+    """Ansible filters: `{{ out.stdout | hailortcli_run }}`, hailortcli_benchmark, hailortcli_identify."""
 
     def filters(self) -> dict[str, Any]:
-        return {"hailortcli_run": parse_hailortcli_run, "hailortcli_benchmark": parse_hailortcli_benchmark}
+        return {
+            "hailortcli_run": parse_hailortcli_run,
+            "hailortcli_benchmark": parse_hailortcli_benchmark,
+            "hailortcli_identify": parse_hailortcli_identify,
+        }

@@ -1,0 +1,107 @@
+"""What a Pi's apt offers and which HailoRT versions run there (roles/hailort/filter_plugins)."""
+
+import shutil
+import subprocess
+
+import pytest
+from hailort_versions import (
+    hailort_install_plan,
+    hailort_pick_version,
+    hailort_versions,
+    parse_apt_policy,
+    upstream_version,
+)
+
+# The layout of `apt-cache policy` (apt's own output, as on any Debian host) for a Pi whose repo carries two
+# HailoRT releases and a Hailo-10H line, with 4.22 installed; hailo-dkms is known to apt but has no candidate.
+POLICY = """\
+hailort:
+  Installed: 4.22.0-1
+  Candidate: 4.99.0-1
+  Version table:
+     4.99.0-1 500
+        500 http://archive.raspberrypi.com/debian bookworm/main arm64 Packages
+     4.23.0-2 500
+        500 http://archive.raspberrypi.com/debian bookworm/main arm64 Packages
+ *** 4.22.0-1 500
+        500 http://archive.raspberrypi.com/debian bookworm/main arm64 Packages
+        100 /var/lib/dpkg/status
+hailo-dkms:
+  Installed: (none)
+  Candidate: (none)
+  Version table:
+h10-hailort:
+  Installed: (none)
+  Candidate: 5.1.1
+  Version table:
+     5.1.1 500
+        500 http://archive.raspberrypi.com/debian trixie/main arm64 Packages
+"""
+
+
+def test_apt_policy_is_read_per_package() -> None:
+    policy = parse_apt_policy(POLICY)
+    assert policy["hailort"] == {
+        "installed": "4.22.0-1",
+        "candidate": "4.99.0-1",
+        "versions": ["4.99.0-1", "4.23.0-2", "4.22.0-1"],
+    }
+    assert policy["hailo-dkms"] == {"installed": None, "candidate": None, "versions": []}
+    assert policy["h10-hailort"]["versions"] == ["5.1.1"]
+
+
+@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="no apt on this host")
+def test_real_apt_cache_policy_output_parses() -> None:
+    """Against the real tool on this (Debian) host: what apt reports installed is what the parser reads."""
+    text = subprocess.run(["apt-cache", "policy", "bash"], capture_output=True, text=True, check=True).stdout
+    installed = subprocess.run(
+        ["dpkg-query", "--showformat=${Version}", "--show", "bash"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    policy = parse_apt_policy(text)["bash"]
+    assert policy["installed"] == installed and installed in policy["versions"]
+
+
+@pytest.mark.parametrize(
+    ("ceiling", "expected"),
+    [("4.23", "4.23.0-2"), ("4.23.0", "4.23.0-2"), ("4.22.0", "4.22.0-1"), ("4.21", None), ("5", "4.99.0-1")],
+)
+def test_the_newest_version_at_or_under_the_ceiling(ceiling: str, expected: str | None) -> None:
+    versions = parse_apt_policy(POLICY)["hailort"]["versions"]
+    assert hailort_pick_version(versions, ceiling) == expected
+
+
+def test_a_two_digit_minor_is_newer_than_a_one_digit_one() -> None:
+    assert hailort_pick_version(["4.9.0-1", "4.10.0-1"], "4.23") == "4.10.0-1"
+
+
+@pytest.mark.parametrize(
+    ("driver", "firmware", "library", "mismatch"),
+    [
+        ("4.23.0", "4.23.0 (release,app,extended context switch buffer)", "4.23.0-1", False),
+        ("4.20.0", "4.23.0 (release,app)", "4.23.0-1", True),  # bookworm's in-kernel driver won
+        (None, None, "4.23.0-1", False),  # no chip: nothing to compare
+    ],
+)
+def test_driver_firmware_and_library_must_agree(
+    driver: str | None, firmware: str | None, library: str, mismatch: bool
+) -> None:
+    versions = hailort_versions(driver, firmware, library)
+    assert versions["mismatch"] is mismatch
+    assert versions["library"] == "4.23.0"
+
+
+def test_upstream_version() -> None:
+    assert upstream_version("1:4.23.0-1") == "4.23.0"
+    assert upstream_version(None) is None
+
+
+def test_the_install_plan_names_what_the_repo_lacks() -> None:
+    """A trixie Pi whose repo carries only the Hailo-10H line (frigate-nvr-guide#3): nothing to install for
+    Hailo-8, and the plan says what apt does offer."""
+    plan = hailort_install_plan(parse_apt_policy(POLICY), ["hailort", "hailo-dkms"], "4.23")
+    assert plan["install"] == {"hailort": "4.23.0-2"} and plan["specs"] == ["hailort=4.23.0-2"]
+    assert plan["missing"] == ["hailo-dkms"]
+    assert plan["offered"]["h10-hailort"] == ["5.1.1"]
