@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 from hailort_versions import (
+    hailort_chip_refusal,
     hailort_install_plan,
     hailort_pick_version,
     hailort_versions,
@@ -105,3 +106,23 @@ def test_the_install_plan_names_what_the_repo_lacks() -> None:
     assert plan["install"] == {"hailort": "4.23.0-2"} and plan["specs"] == ["hailort=4.23.0-2"]
     assert plan["missing"] == ["hailo-dkms"]
     assert plan["offered"]["h10-hailort"] == ["5.1.1"]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "refused"),
+    [
+        ("HAILO8", ""),
+        ("HAILO8L", ""),
+        ("HAILO8_B0", ""),
+        (None, ""),
+        ("HAILO10H", "Hailo-10H"),
+        ("HAILO15H", "HAILO15H"),
+    ],
+)
+def test_a_chip_outside_the_bundles_families_is_refused(architecture: str | None, refused: str) -> None:
+    reason = hailort_chip_refusal(architecture, ["hailo8", "hailo8l"])
+    assert (refused in reason) if refused else reason == ""
+
+
+def test_a_fleet_built_only_for_hailo8l_refuses_a_hailo8() -> None:
+    assert "not in hailort_chip_families ['hailo8l']" in hailort_chip_refusal("HAILO8", ["hailo8l"])

@@ -100,8 +100,31 @@ def hailort_install_plan(
     return {"install": install, "specs": specs, "missing": missing, "offered": offered}
 
 
+# `hailortcli fw-control identify` "Device Architecture" → the DFC's hw_arch (ClientRunner(hw_arch=...)).
+_CHIP_FAMILIES = {"HAILO8": "hailo8", "HAILO8_B0": "hailo8", "HAILO8R": "hailo8", "HAILO8L": "hailo8l"}
+
+
+def hailort_chip_refusal(architecture: str | None, families: list[str]) -> str:
+    """Why this Pi's chip cannot serve the fleet's bundle ('' when it can, or when there is no chip)."""
+    if not architecture:
+        return ""
+    if architecture.upper().startswith("HAILO10"):
+        return (
+            f"the chip is a {architecture} (Hailo-10H, Raspberry Pi AI HAT+ 2): it runs HailoRT 5.x from its "
+            "own packages (h10-hailort, hailo-h10-all) and needs a .hef from DFC 5.x; this project builds "
+            "for Hailo-8/8L (DFC 3.33, HailoRT 4.23), so the Pi is refused rather than failing later"
+        )
+    family = _CHIP_FAMILIES.get(architecture.upper())
+    if family is None or family not in families:
+        return (
+            f"the chip is a {architecture} ({family or 'unknown family'}), not in hailort_chip_families "
+            f"{families}: the bundle carries no .hef for it"
+        )
+    return ""
+
+
 class FilterModule:
-    """Ansible filters: apt_policy, hailort_pick_version, hailort_install_plan, hailort_versions."""
+    """Ansible filters: apt_policy, hailort_pick_version, hailort_install_plan, hailort_versions, and more."""
 
     def filters(self) -> dict[str, Any]:
         return {
@@ -109,4 +132,5 @@ class FilterModule:
             "hailort_pick_version": hailort_pick_version,
             "hailort_install_plan": hailort_install_plan,
             "hailort_versions": hailort_versions,
+            "hailort_chip_refusal": hailort_chip_refusal,
         }
