@@ -1,11 +1,12 @@
 """Build what a Pi needs besides the bundle: the app wheel and its dependency wheels, plus build/release.json.
 
 The Pis have no package index, so every wheel the app needs is downloaded here for the Pis' platform
-(Raspberry Pi OS / Debian bookworm: glibc 2.36, CPython 3.11) and copied by the `inference_app` role.
+(its CPython X.Y and its Debian release's glibc) and copied by the `inference_app` role.
 A release is two content-addressed parts: the runtime (OUT/runtimes/<runtime id>/, the wheels; the id hashes
 them and the interpreter they target) and the bundle (by version). The manifest names both with their sha256s.
 
-    python scripts/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64
+    python scripts/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64 \
+        --python 3.13 --glibc 2.41
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,13 +24,17 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PYTHON_VERSION = "3.11"
-# Bookworm ships glibc 2.36: every manylinux tag up to that is installable there.
-GLIBC_MINOR_MAX = 36
+# Defaults: Raspberry Pi OS bookworm (CPython 3.11, glibc 2.36). Trixie is --python 3.13 --glibc 2.41.
+DEFAULT_PYTHON = "3.11"
+DEFAULT_GLIBC = "2.36"
 # pip ships as a wheel too: the Pi bootstraps each release venv from it (no ensurepip, no python3-venv).
 PIP_REQUIREMENT = "pip==25.3"
-# Every dependency of the app pinned for the Pis (numpy 1.x for Pi OS's hailo_platform; see the file).
-PI_CONSTRAINTS = Path(__file__).resolve().parent / "pi_constraints.txt"
+# Every dependency of the app pinned per Pi OS release, keyed by the one CPython each Debian release ships:
+# the NumPy there must be the one that release's python3-hailort was built against (see the files).
+PI_CONSTRAINTS = {
+    "3.11": Path(__file__).resolve().parent / "pi_constraints.txt",  # bookworm
+    "3.13": Path(__file__).resolve().parent / "pi_constraints-trixie.txt",  # trixie
+}
 # Fixed zip timestamps make the app wheel, and so the build id, depend only on the source.
 SOURCE_DATE_EPOCH = "315532800"
 # What the app wheel is built from; building a copy keeps setuptools' build/ folder out of ours.
@@ -39,10 +45,18 @@ class ReleaseError(Exception):
     """A one-line reason the release cannot be built."""
 
 
-def platform_tags(arch: str) -> list[str]:
-    """Wheel platform tags a bookworm Pi of this architecture accepts, newest first."""
-    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR_MAX, 16, -1)]
+def platform_tags(arch: str, glibc: str) -> list[str]:
+    """Wheel platform tags a Pi of this architecture and glibc accepts, newest first."""
+    glibc_minor = int(glibc.split(".")[1])
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(glibc_minor, 16, -1)]
     return [*tags, f"manylinux2014_{arch}"]
+
+
+def constraints_for(python: str) -> Path:
+    if python not in PI_CONSTRAINTS:
+        known = ", ".join(sorted(PI_CONSTRAINTS))
+        raise ReleaseError(f"no Pi pins for CPython {python} (pinned: {known})")
+    return PI_CONSTRAINTS[python]
 
 
 def read_bundle_version(bundle: Path) -> str:
@@ -83,13 +97,15 @@ def build_app_wheel(dest: Path) -> Path:
     return wheels[0]
 
 
-def download_dependencies(app_wheel: Path, dest: Path, arch: str) -> None:
+def download_dependencies(app_wheel: Path, dest: Path, arch: str, python: str, glibc: str) -> None:
+    constraints = constraints_for(python)
     cmd = [sys.executable, "-m", "pip", "download", "--dest", str(dest), "--only-binary=:all:"]
-    for tag in platform_tags(arch):
+    for tag in platform_tags(arch, glibc):
         cmd += ["--platform", tag]
-    cmd += ["--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", "cp311"]
-    cmd += ["--constraint", str(PI_CONSTRAINTS), f"{app_wheel}[app]", PIP_REQUIREMENT]
-    run(cmd, f"pip download for {arch}")
+    abi = "cp" + python.replace(".", "")
+    cmd += ["--python-version", python, "--implementation", "cp", "--abi", abi]
+    cmd += ["--constraint", str(constraints), f"{app_wheel}[app]", PIP_REQUIREMENT]
+    run(cmd, f"pip download for {arch} {abi}")
 
 
 def wheel_checksums(wheelhouse: Path) -> dict[str, str]:
@@ -128,7 +144,15 @@ def app_version(app_wheel: Path) -> str:
     return app_wheel.name.split("-")[1]
 
 
-def build_release(bundle: Path, arch: str, out: Path, manifest: Path) -> dict[str, str]:
+def build_release(
+    bundle: Path,
+    arch: str,
+    out: Path,
+    manifest: Path,
+    python: str = DEFAULT_PYTHON,
+    glibc: str = DEFAULT_GLIBC,
+) -> dict[str, str]:
+    constraints_for(python)  # an unpinned Python is refused before anything is built
     bundle = bundle.resolve()
     if not (bundle / "model_metadata.json").is_file():
         raise ReleaseError(f"{bundle} is not a bundle folder (no model_metadata.json)")
@@ -140,9 +164,9 @@ def build_release(bundle: Path, arch: str, out: Path, manifest: Path) -> dict[st
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=runtimes))
     try:
         app_wheel = build_app_wheel(staging)
-        download_dependencies(app_wheel, staging, arch)
+        download_dependencies(app_wheel, staging, arch, python, glibc)
         checksums = wheel_checksums(staging)
-        rid = runtime_id(checksums, arch, PYTHON_VERSION)
+        rid = runtime_id(checksums, arch, python)
         wheelhouse = runtimes / rid
         if wheelhouse.is_dir():
             print(f"reusing wheelhouse {wheelhouse}", file=sys.stderr)
@@ -165,11 +189,18 @@ def build_release(bundle: Path, arch: str, out: Path, manifest: Path) -> dict[st
         "installed_bytes": installed_bytes(wheelhouse),
         "app_version": app_version(app_wheel),
         "platform": arch,
-        "python": PYTHON_VERSION,
+        "python": python,
     }
     manifest.parent.mkdir(parents=True, exist_ok=True)
     manifest.write_text(json.dumps(release, indent=2) + "\n")
     return release
+
+
+def major_minor(value: str) -> str:
+    """argparse type for "X.Y" (a CPython or glibc version)."""
+    if re.fullmatch(r"[0-9]+\.[0-9]+", value) is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not X.Y")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,11 +214,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "build", help="build folder (default: %(default)s)"
     )
+    parser.add_argument(
+        "--python", type=major_minor, default=DEFAULT_PYTHON, help="the Pis' CPython (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--glibc",
+        type=major_minor,
+        default=DEFAULT_GLIBC,
+        help="glibc of the Pis' Debian release: the newest manylinux tag allowed (default: %(default)s)",
+    )
     parser.add_argument("--manifest", type=Path, help="manifest path (default: OUT/release.json)")
     args = parser.parse_args(argv)
     manifest = args.manifest or args.out / "release.json"
     try:
-        release = build_release(args.bundle, args.platform, args.out, manifest)
+        release = build_release(args.bundle, args.platform, args.out, manifest, args.python, args.glibc)
     except ReleaseError as exc:
         print(f"build_release: {exc}", file=sys.stderr)
         return 1

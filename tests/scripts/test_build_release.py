@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT = (
     "scripts/build_release.py",
     "scripts/pi_constraints.txt",
+    "scripts/pi_constraints-trixie.txt",
     "pyproject.toml",
     "README.md",
     "app",
@@ -291,3 +292,39 @@ def test_second_run_reuses_the_wheelhouse(
     assert json.loads(manifest.read_text()) == first_build["manifest"]
     assert [p.name for p in (out / "runtimes").iterdir()] == [wheelhouse.name]
     assert {p.name: p.stat().st_mtime_ns for p in wheelhouse.iterdir()} == before
+
+
+# Target flags (--python, --glibc): a trixie Pi's wheelhouse is cp313 with its own pins.
+def test_trixie_wheelhouse_is_cp313_with_trixie_numpy(
+    source: Path, default_bundle: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = build_release(source, default_bundle, out, "--python", "3.13", "--glibc", "2.41")
+    assert result.returncode == 0, result.stderr
+    wheelhouse = Path(json.loads((out / "release.json").read_text())["wheelhouse_dir"])
+    found = wheels(wheelhouse)
+    # Debian trixie's python3-numpy is 2.2.4: the venv carries that one (scripts/pi_constraints-trixie.txt).
+    assert found["numpy"][0] == "2.2.4"
+    compiled = [wheel for _, wheel in found.values() if not wheel.name.endswith("-none-any.whl")]
+    assert compiled, "no compiled wheels: the interpreter tag was not exercised"
+    for wheel in compiled:
+        tags = parse_wheel_filename(wheel.name)[3]
+        assert any(tag.interpreter == "cp313" or tag.abi == "abi3" for tag in tags), wheel.name
+        for tag in tags:
+            if tag.platform.startswith("manylinux_2_"):
+                assert int(tag.platform.split("_")[2]) <= 41, wheel.name
+
+
+def test_python_without_pins_is_refused(source: Path, default_bundle: Path, tmp_path: Path) -> None:
+    result = build_release(source, default_bundle, tmp_path / "out", "--python", "3.12")
+    assert_one_line_error(result, "no Pi pins for CPython 3.12", "3.11, 3.13")
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_target_versions_are_usage_errors(
+    source: Path, default_bundle: Path, tmp_path: Path
+) -> None:
+    for flag, value in (("--python", "3"), ("--glibc", "2.41.1")):
+        result = build_release(source, default_bundle, tmp_path / "out", flag, value)
+        assert result.returncode == 2
+        assert f"argument {flag}: '{value}' is not X.Y" in result.stderr
