@@ -18,7 +18,6 @@ and a time limit.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import socket
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from app_process import AppProcess
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -83,48 +83,8 @@ def raw_onnxruntime(onnx_path: Path, windows: np.ndarray, runs: int, seconds: fl
     return stats
 
 
-class Server:
-    def __init__(self, bundle: Path, workdir: Path, workers: int | None, threads: int | None) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        command = [sys.executable, "-m", "app", "--bundle", str(bundle), "--bind", f"127.0.0.1:{self.port}"]
-        if workers:
-            command += ["--workers", str(workers)]
-        if threads:
-            command += ["--threads", str(threads)]
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
-        self.log = (workdir / "server.log").open("wb")
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def wait_ready(self, workers_expected: int, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("server exited; see its log")
-            try:
-                status, _ = self.get("/healthz")
-                if status == 200 and len(self.worker_rss()) >= workers_expected:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError("server not ready")
-
-    def samples(self) -> list:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        _, body = self.get("/metrics")
-        return [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+class Server(AppProcess):
+    """The app under load, plus what its /metrics says about the load run."""
 
     def worker_rss(self) -> dict[str, float]:
         return {
@@ -147,11 +107,6 @@ class Server:
             if key:
                 totals[key] += s.value
         return totals
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
 
 
 def http_request(body: bytes) -> bytes:

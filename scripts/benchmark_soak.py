@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from app_process import AppProcess
 
 REPO = Path(__file__).resolve().parents[1]
 JSON_TWICE = [("Content-Type", "application/json")] * 2  # as EdgeInfer sends it
@@ -54,65 +53,9 @@ def build_default_bundle() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    def __init__(self, bundle: Path, workdir: Path, workers: int) -> None:
-        self.port = free_port()
-        self.workers = workers
-        self.log = (workdir / "server.log").open("wb")
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
-        command = [sys.executable, "-m", "app", "--bundle", str(bundle), "--bind", f"127.0.0.1:{self.port}",
-                   "--workers", str(workers)]  # fmt: skip
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def metric(self, name: str) -> dict[str, float]:
-        """{labels text: value} of one metric in /metrics."""
-        _, body = self.get("/metrics")
-        found = {}
-        for line in body.decode().splitlines():
-            if line.startswith(name + "{") or line.startswith(name + " "):
-                key, value = line.rsplit(" ", 1)
-                found[key[len(name) :]] = float(value)
-        return found
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"server exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                status, _ = self.get("/healthz")
-                if (
-                    status == 200
-                    and sum(self.metric("hailo_pipeline_workers_ready").values()) >= self.workers
-                ):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"server not ready within {timeout}s; see {self.log.name}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def worker_rss(server: AppProcess) -> dict[str, float]:
+    """RSS in bytes of each live worker, by pid, from the app's /metrics."""
+    return {s.labels["pid"]: s.value for s in server.samples() if s.name == RSS_METRIC}
 
 
 class Tally:
@@ -182,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     windows = np.load(bundle / "calibration_set.npy")[:64]
     good = [json.dumps({"x": w.astype(float).round(4).tolist()}).encode() for w in windows]
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
-        server = Server(bundle, Path(workdir), args.workers)
+        server = AppProcess(bundle, Path(workdir), args.workers)
         try:
-            server.wait_ready()
-            rss_start = server.metric(RSS_METRIC)
+            server.wait_ready(args.workers)
+            rss_start = worker_rss(server)
             tally = Tally()
             budget = [args.requests if args.requests > 0 else -1]
             started = time.monotonic()
@@ -201,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             for thread in threads:
                 thread.join()
             elapsed = time.monotonic() - started
-            rss_end = server.metric(RSS_METRIC)
-            alive = server.process.poll() is None
+            rss_end = worker_rss(server)
+            alive = server.alive()
         finally:
             server.stop()
 
