@@ -35,7 +35,7 @@ PI_CONSTRAINTS = {
     "3.11": Path(__file__).resolve().parent / "pi_constraints.txt",  # bookworm
     "3.13": Path(__file__).resolve().parent / "pi_constraints-trixie.txt",  # trixie
 }
-# Fixed zip timestamps make the app wheel, and so the build id, depend only on the source.
+# Fixed zip timestamps make the app wheel, and so the runtime id, depend only on the source.
 SOURCE_DATE_EPOCH = "315532800"
 # What the app wheel is built from; building a copy keeps setuptools' build/ folder out of ours.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "app", "compile")
