@@ -1,7 +1,7 @@
 """The simulated 3-Pi fleet for the end-to-end tests, and the playbook driver (ansible-runner) they use.
 
-The tests bring up their own fleet (prefix hp-e2e, its own subnet and inventory) so the demo fleet
-(`python -m simfleet up`) and other suites' fleets stay untouched.
+The tests bring up their own fleet (prefix hp-e2e unless HP_E2E_PREFIX says otherwise, its own subnet and
+inventory) so the demo fleet (`python -m simfleet up`) and other suites' fleets stay untouched.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fleet_state import Fleet, fleet_spec
+from fleet_state import E2E_PREFIX, E2E_SUBNET, Fleet, fleet_spec
 
 from simfleet import engine, images
 from simfleet import fleet as simfleet
@@ -26,7 +26,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Three clean Pis (removed and recreated), so the first deploy starts from scratch."""
     client = engine.ensure_engine()
     images.build_images(client)
-    spec = fleet_spec(tmp_path_factory.mktemp("e2e-inventory"), prefix="hp-e2e", subnet="10.213.9.0/24")
+    spec = fleet_spec(tmp_path_factory.mktemp("e2e-inventory"), prefix=E2E_PREFIX, subnet=E2E_SUBNET)
     simfleet.down(client, spec)
     simfleet.up(client, 3, spec)
     yield Fleet(client, spec, 3)

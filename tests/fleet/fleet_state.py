@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ from simfleet import fleet as simfleet
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = "/opt/hailo_pipeline"
+# The end-to-end fleet's names and subnet; overriding them lets two checkouts run their fleets side by side.
+E2E_PREFIX = os.environ.get("HP_E2E_PREFIX", "hp-e2e")
+E2E_SUBNET = os.environ.get("HP_E2E_SUBNET", "10.213.9.0/24")
 
 
 def fleet_spec(folder: Path, prefix: str, subnet: str) -> simfleet.FleetSpec:

@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import REPO, ROOT, Fleet, built_release, write_model_config
+from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_release, write_model_config
 
 pytestmark = pytest.mark.fleet
 
-PI1, PI2, PI3 = (f"hp-e2e-pi-{index}" for index in (1, 2, 3))  # the fleet fixture's Pis; PI1 is the canary
+# The fleet fixture's Pis; PI1 is the canary.
+PI1, PI2, PI3 = (f"{E2E_PREFIX}-pi-{index}" for index in (1, 2, 3))
 # What earlier tests leave for later ones (release names, timings).
 STATE: dict[str, Any] = {}
 # The last commit whose role put a whole wheelhouse, venv and bundle in every release folder: the fleet starts
