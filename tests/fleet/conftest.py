@@ -19,6 +19,12 @@ from simfleet import fleet as simfleet
 REPO = Path(__file__).resolve().parents[2]
 # The tests drive playbooks with scripts/fleet_runner.py, as the scripts do.
 sys.path.insert(0, str(REPO / "scripts"))
+# The rollout story starts from clean Pis (its first test deploys the old layout): it runs before other files.
+STORY = "test_fleet_rollout.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name != STORY)  # stable: each file keeps its own order
 
 
 @pytest.fixture(scope="session")
