@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 METADATA_FILE = "model_metadata.json"
+# model.kind of a bundle built without Hailo's DFC (no .hef at all): every Pi serves it with ONNX Runtime.
+ONNX_ONLY = "onnx-only"
 
 
 class BundleError(Exception):
@@ -92,6 +94,21 @@ def _check_file(folder: Path, name: str, expected: object) -> None:
         raise BundleError(f"{target}: sha256 {actual['sha256'][:12]}... does not match metadata")
 
 
+def hefs(metadata: dict[str, Any]) -> dict[str, str]:
+    """chip family (the DFC's hw_arch, e.g. ``hailo8l``) -> .hef file name; empty for an onnx-only bundle."""
+    entries = metadata.get("model", {}).get("hefs") or {}
+    return {
+        arch: entry["file"]
+        for arch, entry in entries.items()
+        if isinstance(entry, dict) and entry.get("file")
+    }
+
+
+def bundle_kind(metadata: dict[str, Any]) -> str:
+    """``hef`` when the bundle carries at least one .hef, else ``onnx-only`` (the report's label)."""
+    return "hef" if hefs(metadata) else ONNX_ONLY
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -106,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         "version": metadata.get("version"),
         "files": sorted(metadata["files"]),
         "untrained_default": metadata.get("untrained_default"),
+        "kind": bundle_kind(metadata),
+        "hefs": hefs(metadata),
     }
     print(json.dumps(summary))
     return 0

@@ -20,6 +20,10 @@ ENV_DOC = {
     "HAILO_PIPELINE_INFER_TIMEOUT_MS": "timeout of one HailoRT run (default 40: EdgeInfer gives up at 45 ms)",
     "HAILO_PIPELINE_HAILO_MULTI_PROCESS": "true: share the chip through hailort.service (default false)",
     "HAILO_PIPELINE_HAILO_GROUP_ID": "VDevice group id with the multi-process service (default SHARED)",
+    "HAILO_PIPELINE_ALLOW_CPU_FALLBACK": (
+        "true: a Pi with a Hailo chip that cannot serve the bundle's .hef serves ONNX Runtime instead of "
+        "failing its health check (default false: a broken accelerator must not hide behind slower answers)"
+    ),
     "HAILO_PIPELINE_WARMUP_RUNS": "golden-window runs before /healthz turns 200 (default 20)",
     "HAILO_PIPELINE_ORT_THREADS": "ONNX Runtime intra-op threads per worker (default 1)",
     "HAILO_PIPELINE_MAX_BODY_BYTES": "largest accepted request body (default 131072)",
@@ -39,6 +43,7 @@ class AppConfig:
     infer_timeout_ms: int = 40
     hailo_multi_process: bool = False
     hailo_group_id: str = "SHARED"
+    allow_cpu_fallback: bool = False
     warmup_runs: int = 20
     ort_threads: int = 1
     max_body_bytes: int = 128 * 1024
@@ -75,6 +80,7 @@ class AppConfig:
             infer_timeout_ms=env_int(env, "HAILO_PIPELINE_INFER_TIMEOUT_MS", 40),
             hailo_multi_process=env_bool(env, "HAILO_PIPELINE_HAILO_MULTI_PROCESS"),
             hailo_group_id=env.get("HAILO_PIPELINE_HAILO_GROUP_ID", "SHARED"),
+            allow_cpu_fallback=env_bool(env, "HAILO_PIPELINE_ALLOW_CPU_FALLBACK"),
             warmup_runs=env_int(env, "HAILO_PIPELINE_WARMUP_RUNS", 20),
             ort_threads=env_int(env, "HAILO_PIPELINE_ORT_THREADS", 1),
             max_body_bytes=env_int(env, "HAILO_PIPELINE_MAX_BODY_BYTES", 128 * 1024),

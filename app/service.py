@@ -13,8 +13,8 @@ import numpy as np
 
 from app import metrics
 from app.backends.base import Backend, BackendError, Inference
-from app.backends.selection import Choice, choose_backend, create_backend
-from app.bundle import BundleError, verify_bundle
+from app.backends.selection import Choice, choose_backend, cpu_fallback, create_backend
+from app.bundle import BundleError, bundle_kind, verify_bundle
 from app.config import AppConfig
 from app.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
 
@@ -76,22 +76,17 @@ class ModelService:
             metadata = verify_bundle(self.config.bundle_dir)
             self.choice = choose_backend(self.config, metadata)
             log.info("backend %s: %s", self.choice.backend, self.choice.reason)
-            backend = create_backend(self.choice, self.config, metadata)
-            model_file = metadata["model"]["hef" if self.choice.backend == "hailort" else "onnx"]
-            served = Served(
-                backend,
-                metadata,
-                model_file,
-                metadata["files"][model_file]["sha256"],
-                bundle_ranges(metadata),
-            )
-            self._stage("loading", f"loading {model_file} with {backend.name}")
             try:
-                backend.load()
-                self._warm_up(served)
-            except BaseException:
-                backend.close()  # a worker that will never serve must not keep the chip open
-                raise
+                served = self._open(self.choice, metadata)
+            except BackendError as exc:
+                # A chip Pi whose .hef does not serve fails its health check, unless the knob allows the CPU.
+                if self.choice.backend != "hailort" or not self.config.allow_cpu_fallback:
+                    raise
+                self.choice = cpu_fallback(
+                    self.config, f"HailoRT could not serve the bundle ({exc.kind}: {exc})"
+                )
+                log.warning("backend %s: %s", self.choice.backend, self.choice.reason)
+                served = self._open(self.choice, metadata)
         except BundleError as exc:
             self._fail(f"bundle {self.config.bundle_dir} failed verification: {exc}")
             return
@@ -106,6 +101,7 @@ class ModelService:
             self._fail(f"unexpected error while loading the model: {exc!r}")
             return
         self._served = served
+        backend = served.backend
         metrics.MODEL_INFO.labels(
             version=served.metadata["version"],
             backend=backend.name,
@@ -119,7 +115,29 @@ class ModelService:
         # pauses would land in the latency tail of whichever request triggers them.
         gc.freeze()
         self.state, self.reason = "ready", "ready"
-        log.info("ready: %s %s via %s", served.metadata["version"], model_file, backend.name)
+        log.info("ready: %s %s via %s", served.metadata["version"], served.model_file, backend.name)
+
+    def _open(self, choice: Choice, metadata: dict[str, Any]) -> Served:
+        """Create, load and warm up the chosen backend; closed again when any of that fails."""
+        backend = create_backend(choice, self.config, metadata)
+        self._stage("loading", f"loading the bundle with {backend.name}")
+        try:
+            backend.load()
+            # HailoRT picks the .hef for its chip's family while loading; ONNX Runtime serves the ONNX.
+            hef = getattr(backend, "hef_path", None)
+            model_file = hef.name if hef is not None else metadata["model"]["onnx"]
+            served = Served(
+                backend,
+                metadata,
+                model_file,
+                metadata["files"][model_file]["sha256"],
+                bundle_ranges(metadata),
+            )
+            self._warm_up(served)
+        except BaseException:
+            backend.close()  # a worker that will never serve must not keep the chip open
+            raise
+        return served
 
     def _warm_up(self, served: Served) -> None:
         """Run the golden window until the runtime is warm, then check the answer: a backend that loads but
@@ -178,6 +196,8 @@ class ModelService:
             "backend_reason": self.choice.reason if self.choice else "",
             "model_version": served.metadata["version"],
             "model_file": served.model_file,
+            # "onnx-only": the bundle has no .hef at all (built without the DFC); the fleet report labels it.
+            "bundle_kind": bundle_kind(served.metadata),
             "sha256": served.sha256,
             "untrained_default": bool(served.metadata.get("untrained_default")),
             **served.backend.describe(),

@@ -19,6 +19,7 @@ from compile import hailo_compile
 from compile.bundle import (
     CALIBRATION_FILE,
     ONNX_FILE,
+    ONNX_ONLY,
     SCHEMA_VERSION,
     bundle_version,
     existing_bundle,
@@ -36,7 +37,7 @@ from compile.export import (
     encode_latents,
     save_onnx,
 )
-from compile.hw_arch import HW_ARCHS
+from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
@@ -65,10 +66,11 @@ class BuildOptions:
     source: Path | None
     out: Path
     reference_windows: Path | None = None
-    hw_arch: str = "hailo8"
+    hw_archs: tuple[str, ...] = DEFAULT_CHIP_FAMILIES
     require_hef: bool = False
     config: Path | None = None
     trust_pickle: bool = False
+    dfc_python: str | None = None  # the DFC venv's interpreter; None: $HAILO_PIPELINE_DFC_PYTHON or this one
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,11 @@ class Inputs:
 
 
 def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
-    if options.hw_arch not in HW_ARCHS:
-        raise CompileError(f"--hw-arch {options.hw_arch!r} is not one of {', '.join(HW_ARCHS)}")
+    unknown = [arch for arch in options.hw_archs if arch not in HW_ARCHS]
+    if unknown or not options.hw_archs or len(set(options.hw_archs)) != len(options.hw_archs):
+        raise CompileError(
+            f"--hw-arch {list(options.hw_archs)}: name one or more of {', '.join(HW_ARCHS)}, each once"
+        )
     with timer.stage("load", f"model source {options.source or 'untrained default (seeded weights)'}"):
         source = load_source(options.source, trust_pickle=options.trust_pickle)
         normalization = load_normalization(options.config)
@@ -136,7 +141,7 @@ def verification_windows(inputs: Inputs) -> np.ndarray:
 
 def _planned(options: BuildOptions, timer: StageTimer) -> tuple[Inputs, str | None, Path]:
     """The loaded inputs, the DFC version and ``options.out/<version>/``: everything short of writing."""
-    dfc = hailo_compile.dfc_version()
+    dfc = hailo_compile.dfc_version(hailo_compile.dfc_python(options.dfc_python))
     if dfc is None:
         if options.require_hef:
             raise CompileError(f"--require-hef: {hailo_compile.skip_notice()}")
@@ -146,7 +151,7 @@ def _planned(options: BuildOptions, timer: StageTimer) -> tuple[Inputs, str | No
         inputs.source.sha256,
         inputs.normalization.to_metadata(),
         inputs.windows,
-        options.hw_arch,
+        sorted(options.hw_archs),
         EXPORTER_VERSION,
         dfc,
         inputs.input_ranges.to_metadata(),
@@ -181,7 +186,7 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
         with timer.stage("verify", f"onnx.checker + ONNX Runtime vs PyTorch on {len(checks)} windows"):
             verification = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, checks)
         np.save(folder / CALIBRATION_FILE, inputs.windows)
-        hef = None
+        hefs: list[hailo_compile.HefResult] = []
         with hailo_part(inputs, motifs, folder) as hailo_onnx:
             if dfc is None:
                 with timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ from the z-scored input)"):
@@ -189,10 +194,14 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
                         onnx_path, hailo_onnx, inputs.normalization, inputs.windows, checks
                     )
             else:
-                with timer.stage("hef", f"Hailo DFC {dfc} for {options.hw_arch}"):
-                    hef = compile_to_hef(inputs, hailo_onnx, options.hw_arch, folder, onnx_path)
-                    verification["int8"] = hef.int8
-        metadata = describe(inputs, motifs, version, options.hw_arch, onnx_path, hef, dfc)
+                python = hailo_compile.dfc_python(options.dfc_python)
+                for arch in options.hw_archs:
+                    with timer.stage(f"hef_{arch}", f"Hailo DFC {dfc} for {arch}"):
+                        hefs.append(compile_to_hef(inputs, hailo_onnx, arch, folder, onnx_path, python))
+                # One figure set per family; the first (default hailo8) is the one the summary prints.
+                verification["int8"] = hefs[0].int8
+                verification["int8_per_family"] = {h.hw_arch: h.int8 for h in hefs}
+        metadata = describe(inputs, motifs, version, options.hw_archs, onnx_path, hefs, dfc)
         metadata["verification"] = verification
         metadata["timings_s"] = dict(timer.timings)
         write_metadata(folder, metadata)
@@ -212,11 +221,16 @@ def hailo_part(inputs: Inputs, motifs: MotifHead, folder: Path) -> Iterator[Path
 
 
 def compile_to_hef(
-    inputs: Inputs, hailo_onnx: Path, hw_arch: str, folder: Path, onnx_path: Path
+    inputs: Inputs,
+    hailo_onnx: Path,
+    hw_arch: str,
+    folder: Path,
+    onnx_path: Path,
+    python: str | None = None,
 ) -> hailo_compile.HefResult:
     float_outputs = run_exported(onnx_path, inputs.windows[: hailo_compile.EMULATOR_WINDOWS])
     return hailo_compile.compile_hef(
-        hailo_onnx, inputs.normalization, inputs.windows, hw_arch, folder, float_outputs
+        hailo_onnx, inputs.normalization, inputs.windows, hw_arch, folder, float_outputs, python
     )
 
 
@@ -224,9 +238,9 @@ def describe(
     inputs: Inputs,
     motifs: MotifHead,
     version: str,
-    hw_arch: str,
+    hw_archs: tuple[str, ...],
     onnx_path: Path,
-    hef: hailo_compile.HefResult | None,
+    hefs: list[hailo_compile.HefResult],
     dfc: str | None,
 ) -> dict[str, Any]:
     window = synthetic_window(GOLDEN_ACTIVITY)
@@ -240,12 +254,20 @@ def describe(
         "source": inputs.source.to_metadata(),
         "model": {
             "onnx": ONNX_FILE,
-            "hef": hef.hef.name if hef else None,
-            "hars": [h.name for h in hef.hars] if hef else [],
-            "hw_arch": hw_arch,
+            # "onnx-only": built without the DFC, every Pi serves ONNX Runtime; "hef": one .hef per family.
+            "kind": "hef" if hefs else ONNX_ONLY,
+            "hefs": {
+                h.hw_arch: {
+                    "file": h.hef.name,
+                    "hars": [p.name for p in h.hars],
+                    "dfc_version": h.dfc_version,
+                }
+                for h in hefs
+            },
+            "hw_archs": list(hw_archs),
             "opset": OPSET,
             "exporter_version": EXPORTER_VERSION,
-            "hef_input": dict(hailo_compile.HEF_INPUT) if hef else None,
+            "hef_input": dict(hailo_compile.HEF_INPUT) if hefs else None,
         },
         "inputs": [{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
         "outputs": [
@@ -296,8 +318,9 @@ def summary_lines(metadata: dict[str, Any]) -> list[str]:
             f"min {q['latent_cosine_min']:.4f}"
             f", top-motif agreement {q['top_motif_agreement']:.1%}"
         )
-    hef = metadata.get("model", {}).get("hef")
-    lines.append(f"hef: {hef or 'not built (no Hailo DFC)'}")
+    hefs = metadata.get("model", {}).get("hefs") or {}
+    built = ", ".join(f"{arch} {entry['file']} (DFC {entry['dfc_version']})" for arch, entry in hefs.items())
+    lines.append(f"hef: {built or ONNX_ONLY + ' (no Hailo DFC: ONNX Runtime on every Pi)'}")
     timings = metadata.get("timings_s", {})
     lines.append("timings: " + ", ".join(f"{k} {t:.2f}s" for k, t in timings.items()))
     return lines

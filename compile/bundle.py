@@ -13,19 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from app.bundle import METADATA_FILE, BundleError, file_digest, verify_bundle
+from app.bundle import METADATA_FILE, ONNX_ONLY, BundleError, file_digest, verify_bundle
 from compile.errors import CompileError
+
+__all__ = ["ONNX_ONLY"]  # re-exported for compile.build: one spelling shared with the app
 
 ONNX_FILE = "tcn_encoder.onnx"
 CALIBRATION_FILE = "calibration_set.npy"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: model.hefs per chip family (was one model.hef)
 
 
 def bundle_version(
     source_sha256: str,
     normalization: dict[str, Any],
     reference_windows: np.ndarray,
-    hw_arch: str,
+    hw_archs: list[str],
     exporter_version: str,
     dfc_version: str | None,
     input_ranges: dict[str, Any],
@@ -38,7 +40,7 @@ def bundle_version(
         "reference_windows": hashlib.sha256(
             np.ascontiguousarray(reference_windows, np.float32).tobytes()
         ).hexdigest(),
-        "hw_arch": hw_arch,
+        "hw_archs": sorted(hw_archs),
         "exporter": exporter_version,
         "dfc": dfc_version,
         "input_ranges": {k: input_ranges[k] for k in ("min", "max")},

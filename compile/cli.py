@@ -1,4 +1,4 @@
-"""``python -m compile build|export|verify|hef|inspect``.
+"""``python -m compile build|export|verify|hef|inspect|dfc-version``.
 
 Bad input ends with exit 1 and one ``error: ...`` line on stderr, never a traceback. Progress and stage
 timings go to stderr; ``build`` prints its figures, then the bundle folder as the last stdout line (playbooks
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from app.bundle import BundleError, verify_bundle
 from compile.errors import CompileError
-from compile.hw_arch import HW_ARCHS
+from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 
 if TYPE_CHECKING:
     from compile.build import BuildOptions
@@ -30,6 +30,26 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-pickle", action="store_true", help="load a pickled module of unknown classes"
     )
+    _dfc_argument(parser)
+
+
+def _dfc_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dfc-python",
+        help="the DFC venv's python (`make dfc-venv`); default $HAILO_PIPELINE_DFC_PYTHON, else this one",
+    )
+
+
+def _hw_arch_argument(parser: argparse.ArgumentParser, many: bool) -> None:
+    if many:
+        parser.add_argument(
+            "--hw-arch",
+            choices=HW_ARCHS,
+            action="append",
+            help=f"chip family to build a .hef for, repeatable (default: {', '.join(DEFAULT_CHIP_FAMILIES)})",
+        )
+    else:
+        parser.add_argument("--hw-arch", choices=HW_ARCHS, default=DEFAULT_CHIP_FAMILIES[0])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     build_cmd = commands.add_parser("build", help="all stages -> OUT/<version>/ (printed last)")
     _model_arguments(build_cmd)
     build_cmd.add_argument("--out", type=Path, required=True, help="folder receiving the <version>/ bundle")
-    build_cmd.add_argument("--hw-arch", choices=HW_ARCHS, default="hailo8")
+    _hw_arch_argument(build_cmd, many=True)
     build_cmd.add_argument("--require-hef", action="store_true", help="fail unless the DFC builds a .hef")
     build_cmd.add_argument(
         "--plan", action="store_true", help="print OUT/<version> (a hash of the inputs) only; write nothing"
@@ -51,9 +71,14 @@ def parser() -> argparse.ArgumentParser:
     hef_cmd = commands.add_parser("hef", help="compile to .hef with the Hailo DFC into a folder")
     _model_arguments(hef_cmd)
     hef_cmd.add_argument("--out", type=Path, required=True, help="folder for the ONNX, .hef and HARs")
-    hef_cmd.add_argument("--hw-arch", choices=HW_ARCHS, default="hailo8")
+    _hw_arch_argument(hef_cmd, many=False)
     inspect_cmd = commands.add_parser("inspect", help="check a bundle's files, print its summary")
     inspect_cmd.add_argument("bundle", type=Path)
+    version_cmd = commands.add_parser(
+        "dfc-version",
+        help="print the DFC version a build would use (JSON), for preflight's HEF/HailoRT check",
+    )
+    _dfc_argument(version_cmd)
     return root
 
 
@@ -76,11 +101,19 @@ def _options(args: argparse.Namespace) -> "BuildOptions":
         source=args.source,
         out=getattr(args, "out", Path(".")),
         reference_windows=args.reference_windows,
-        hw_arch=getattr(args, "hw_arch", "hailo8"),
+        hw_archs=tuple(_hw_archs(args)),
         require_hef=getattr(args, "require_hef", False),
         config=args.config,
         trust_pickle=args.trust_pickle,
+        dfc_python=args.dfc_python,
     )
+
+
+def _hw_archs(args: argparse.Namespace) -> list[str]:
+    chosen = getattr(args, "hw_arch", None)
+    if chosen is None:
+        return list(DEFAULT_CHIP_FAMILIES)
+    return [chosen] if isinstance(chosen, str) else chosen
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -140,6 +173,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _hef(args: argparse.Namespace) -> int:
+    from compile import hailo_compile
     from compile.build import compile_to_hef, fit_head, hailo_part, load_inputs
     from compile.export import build_onnx, save_onnx
     from compile.timing import StageTimer
@@ -157,7 +191,8 @@ def _hef(args: argparse.Namespace) -> int:
         timer.stage("hef", f"Hailo DFC for {args.hw_arch}"),
         hailo_part(inputs, motifs, args.out) as hailo_onnx,
     ):
-        result = compile_to_hef(inputs, hailo_onnx, args.hw_arch, args.out, onnx_path)
+        python = hailo_compile.dfc_python(args.dfc_python)
+        result = compile_to_hef(inputs, hailo_onnx, args.hw_arch, args.out, onnx_path, python)
     print(json.dumps(result.int8, indent=2))
     print(result.hef)
     return 0
@@ -170,4 +205,19 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": _build, "export": _export, "verify": _verify, "hef": _hef, "inspect": _inspect}
+def _dfc_version(args: argparse.Namespace) -> int:
+    from compile import hailo_compile
+
+    python = hailo_compile.dfc_python(args.dfc_python)
+    print(json.dumps({"dfc_version": hailo_compile.dfc_version(python), "dfc_python": python}))
+    return 0
+
+
+COMMANDS = {
+    "build": _build,
+    "export": _export,
+    "verify": _verify,
+    "hef": _hef,
+    "inspect": _inspect,
+    "dfc-version": _dfc_version,
+}

@@ -1,8 +1,11 @@
-"""ONNX -> .hef with Hailo's Dataflow Compiler (``hailo_sdk_client``), when it is installed.
+"""ONNX -> one .hef per chip family with Hailo's Dataflow Compiler (``hailo_sdk_client``), when installed.
 
-The DFC is not on PyPI (a wheel from Hailo's Developer Zone, x86_64 Linux), so it is imported only here,
-lazily. Flow (ClientRunner): translate the z-scored NCHW graph -> model script (calibration size) -> optimize
-(quantize) with z-scored NHWC ``(N, 1, 100, 9)`` calibration windows -> compile -> .hef, with a HAR per stage.
+The DFC is not on PyPI (a wheel from Hailo's Developer Zone, x86_64 Linux) and wants its own Python and
+NumPy, so this module only prepares the stage and reads its result: ``compile.dfc_stage`` runs the
+ClientRunner flow in the DFC's interpreter (``HAILO_PIPELINE_DFC_PYTHON`` / ``--dfc-python``, made by
+``make dfc-venv``) or, when none is given, in this one, through the same request/response files. Flow:
+translate the z-scored NCHW graph -> model script (calibration size) -> optimize (quantize) with z-scored
+NHWC ``(N, 1, 100, 9)`` calibration windows -> emulate -> compile -> .hef, with a HAR per stage.
 The HEF's input is NHWC ``(1, 100, 9)`` z-scored values (``HEF_INPUT``); the app z-scores each raw
 ``imu_window [100, 9]`` on the host (same memory layout) before handing it to HailoRT.
 
@@ -10,7 +13,11 @@ Why not fold the z-score on chip (the model script's ``normalization`` command):
 quantizes the tensor it receives per tensor to 8 bits, so raw values would share one step set by the
 magnetometer's range (tens of uT) and small gyro/accelerometer signals would lose resolution."""
 
-import importlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from app.backends.hailort_backend import HEF_INPUT_Z_SCORED
+from compile import dfc_stage
 from compile.errors import CompileError
 from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE, hailo_input
 from compile.hw_arch import HW_ARCHS
@@ -26,10 +34,12 @@ from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
 from compile.normalization import Normalization
 
 NET_NAME = "tcn_encoder"
+# The DFC venv's interpreter (`make dfc-venv` makes one from Hailo's wheel); unset: this interpreter.
+DFC_PYTHON_ENV = "HAILO_PIPELINE_DFC_PYTHON"
 DFC_INSTALL_HINT = (
     "install Hailo's Dataflow Compiler 3.33 for Hailo-8/8L "
-    "(hailo_dataflow_compiler-3.33.*-py3-none-linux_x86_64.whl "
-    "from the Hailo Developer Zone) into this venv"
+    "(hailo_dataflow_compiler-3.33.*-py3-none-linux_x86_64.whl from the Hailo Developer Zone) into its own "
+    f"venv with `make dfc-venv DFC_WHEEL=...` and point {DFC_PYTHON_ENV} (or --dfc-python) at its python"
 )
 CALIBSET_SIZE = 64
 EMULATOR_WINDOWS = 64
@@ -40,23 +50,49 @@ HEF_INPUT = {
     "values": HEF_INPUT_Z_SCORED,
     "z_score": "per channel (x - normalization.mean) / normalization.std, on the host",
 }
+_REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
 class HefResult:
+    hw_arch: str
     hef: Path
     hars: list[Path]
     dfc_version: str
     int8: dict[str, Any] = field(default_factory=dict)
 
 
-def dfc_version() -> str | None:
-    """The installed DFC's version, or None when ``hailo_sdk_client`` cannot be imported."""
+def dfc_python(explicit: str | None = None) -> str | None:
+    """The interpreter that runs the DFC stage: ``explicit``, else $HAILO_PIPELINE_DFC_PYTHON, else None (this
+    interpreter, in-process)."""
+    return explicit or os.environ.get(DFC_PYTHON_ENV) or None
+
+
+def dfc_version(python: str | None = None) -> str | None:
+    """The DFC's version as the interpreter that will run it reports it, or None when it has no DFC."""
+    if python is None:
+        return dfc_stage.installed_dfc_version()
     try:
-        client = importlib.import_module("hailo_sdk_client")
-    except ImportError:
-        return None
-    return str(getattr(client, "__version__", "unknown"))
+        done = subprocess.run(
+            [python, "-m", "compile.dfc_stage", "--version"],
+            capture_output=True,
+            text=True,
+            env=_stage_env(),
+            check=False,
+        )
+    except OSError as exc:
+        raise CompileError(f"DFC interpreter {python}: cannot run it ({exc.strerror})") from None
+    if done.returncode != 0:
+        raise CompileError(
+            f"DFC interpreter {python}: `-m compile.dfc_stage --version` failed: {_tail(done)}"
+        )
+    described = json.loads(done.stdout)
+    if described.get("contract") != dfc_stage.CONTRACT:
+        raise CompileError(
+            f"DFC interpreter {python} speaks contract {described.get('contract')!r}, "
+            f"this compile step {dfc_stage.CONTRACT}"
+        )
+    return described.get("hailo_sdk_client")
 
 
 def skip_notice() -> str:
@@ -76,53 +112,85 @@ def compile_hef(
     hw_arch: str,
     out_dir: Path,
     float_outputs: tuple[np.ndarray, np.ndarray],
+    python: str | None = None,
 ) -> HefResult:
-    """Run the ClientRunner flow on raw ``calibration`` windows (z-scored here with ``normalization``);
-    ``float_outputs`` are the float model's (latent, scores) on ``calibration[:EMULATOR_WINDOWS]``, to compare
-    the DFC's quantized emulator against."""
+    """Run the DFC stage (``compile.dfc_stage``) for one chip family on raw ``calibration`` windows (z-scored
+    here with ``normalization``), in ``python`` or in-process; ``float_outputs`` are the float model's
+    (latent, scores) on ``calibration[:EMULATOR_WINDOWS]``, to compare the DFC's quantized emulator against.
+    The .hef and HARs land in ``out_dir``; request, response and emulator arrays stay in a scratch folder."""
     if hw_arch not in HW_ARCHS:
         raise CompileError(f"hw arch {hw_arch!r} is not one of {', '.join(HW_ARCHS)}")
-    version = dfc_version()
+    version = dfc_version(python)
     if version is None:
         raise CompileError(skip_notice())
-    from hailo_sdk_client import (
-        ClientRunner,
-        InferenceContext,
-    )  # the DFC: optional, imported only when present
-
     calib_nhwc = hailo_input(normalization, calibration)
-    hars = [out_dir / f"{NET_NAME}_{stage}.har" for stage in ("parsed", "optimized", "compiled")]
-    try:
-        runner = ClientRunner(hw_arch=hw_arch)
-        runner.translate_onnx_model(
-            str(hailo_onnx),
-            NET_NAME,
-            start_node_names=[HAILO_INPUT_NAME],
-            end_node_names=[LATENT_NODE, MOTIF_NODE],
-            net_input_shapes={HAILO_INPUT_NAME: [1, INPUT_CHANNELS, 1, WINDOW_LENGTH]},
-        )
-        runner.save_har(str(hars[0]))
-        runner.load_model_script(model_script(min(CALIBSET_SIZE, len(calib_nhwc))))
-        runner.optimize(calib_nhwc)
-        runner.save_har(str(hars[1]))
-        with runner.infer_context(InferenceContext.SDK_QUANTIZED) as context:
-            emulated = runner.infer(context, calib_nhwc[:EMULATOR_WINDOWS])
-        hef_bytes = runner.compile()
-        runner.save_har(str(hars[2]))
-    except CompileError:
-        raise
-    except Exception as exc:  # the DFC raises its own exception types; any of them ends the stage
-        raise CompileError(
-            f"Hailo DFC failed on {hailo_onnx.name}: {type(exc).__name__}: {_first_line(exc)}"
-        ) from None
-    hef = out_dir / f"{NET_NAME}.hef"
-    hef.write_bytes(hef_bytes)
+    with tempfile.TemporaryDirectory(prefix="dfc-stage-") as scratch:
+        work = Path(scratch)
+        np.save(work / "calibration_nhwc.npy", calib_nhwc)
+        request = {
+            "contract": dfc_stage.CONTRACT,
+            "hw_arch": hw_arch,
+            "onnx": str(hailo_onnx.resolve()),
+            "net_name": NET_NAME,
+            "start_node_names": [HAILO_INPUT_NAME],
+            "end_node_names": [LATENT_NODE, MOTIF_NODE],
+            "net_input_shapes": {HAILO_INPUT_NAME: [1, INPUT_CHANNELS, 1, WINDOW_LENGTH]},
+            "calibration": str(work / "calibration_nhwc.npy"),
+            "emulator_windows": EMULATOR_WINDOWS,
+            "model_script": model_script(min(CALIBSET_SIZE, len(calib_nhwc))),
+            "out_dir": str(work),
+        }
+        response = _run_stage(request, work, python)
+        if not response.get("ok"):
+            raise CompileError(f"Hailo DFC failed on {hailo_onnx.name}: {response.get('error')}")
+        emulated = [np.load(work / name) for name in response["emulated"]]
+        hef = out_dir / response["hef"]
+        hars = [out_dir / name for name in response["hars"]]
+        for path in [hef, *hars]:
+            shutil.move(work / path.name, path)
     q_latent, q_scores = _split_outputs(emulated)
     latent, scores = float_outputs
-    int8 = {"method": f"Hailo DFC {version} SDK_QUANTIZED emulator"} | compare_quantized(
+    int8 = {"method": f"Hailo DFC {version} SDK_QUANTIZED emulator ({hw_arch})"} | compare_quantized(
         latent, scores, q_latent, q_scores
     )
-    return HefResult(hef, hars, version, int8)
+    return HefResult(hw_arch, hef, hars, version, int8)
+
+
+def _run_stage(request: dict[str, Any], work: Path, python: str | None) -> dict[str, Any]:
+    """The same request/response files whether the stage runs in the DFC's interpreter or in this one."""
+    request_file = work / "dfc_request.json"
+    request_file.write_text(json.dumps(request, indent=2) + "\n")
+    if python is None:
+        code = dfc_stage.main([str(request_file)])
+    else:
+        try:
+            done = subprocess.run(
+                [python, "-m", "compile.dfc_stage", str(request_file)],
+                capture_output=True,
+                text=True,
+                env=_stage_env(),
+                check=False,
+            )
+        except OSError as exc:
+            raise CompileError(f"DFC interpreter {python}: cannot run it ({exc.strerror})") from None
+        code = done.returncode
+        if code == 2 or not (work / dfc_stage.RESPONSE_FILE).exists():
+            raise CompileError(f"DFC stage in {python} exited {code} without a response: {_tail(done)}")
+    if code == 2:
+        raise CompileError(f"DFC stage refused the request {request_file}")
+    return json.loads((work / dfc_stage.RESPONSE_FILE).read_text())
+
+
+def _stage_env() -> dict[str, str]:
+    """The DFC interpreter finds ``compile.dfc_stage`` in this checkout and nothing else of the project's."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def _tail(done: subprocess.CompletedProcess[str]) -> str:
+    lines = (done.stderr or done.stdout or "").strip().splitlines()
+    return lines[-1][:200] if lines else f"exit code {done.returncode}"
 
 
 def _split_outputs(emulated: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +205,3 @@ def _split_outputs(emulated: Any) -> tuple[np.ndarray, np.ndarray]:
             f"Hailo DFC emulator returned outputs of shapes {shapes}, expected [N,64] and [N,12]"
         )
     return latent, scores
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else ""

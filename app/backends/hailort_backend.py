@@ -41,6 +41,12 @@ HEF_INPUT_Z_SCORED = "z_scored"
 # hailort v4.23.0 hailort/rpc/rpc_definitions.hpp: the client dials HAILORT_SERVICE_ADDRESS if set, else this.
 SERVICE_DEFAULT_ADDRESS = "unix:///tmp/hailort_uds.sock"
 SERVICE_ADDRESS_ENV = "HAILORT_SERVICE_ADDRESS"
+# The chip's "Device Architecture" as `hailortcli fw-control identify` prints it (the role passes it in), for
+# when the VDevice cannot identify the chip itself.
+ARCHITECTURE_ENV = "HAILO_PIPELINE_HAILO_ARCHITECTURE"
+# Device Architecture -> the DFC's hw_arch the .hef was compiled for (same table as the hailort role's
+# hailort_chip_refusal filter: Hailo-8 variants, Hailo-8L).
+CHIP_FAMILIES = {"HAILO8": "hailo8", "HAILO8_B0": "hailo8", "HAILO8R": "hailo8", "HAILO8L": "hailo8l"}
 
 
 def import_hailo_platform() -> ModuleType:
@@ -78,14 +84,16 @@ class HailoRTBackend(Backend):
 
     def __init__(
         self,
-        hef_path: Path,
+        hefs: dict[str, Path],
         z_score: tuple[np.ndarray, np.ndarray],
         timeout_ms: int,
         multi_process: bool = False,
         group_id: str = "SHARED",
     ) -> None:
-        """``z_score``: per-channel (mean, std), float32 [9], from ``hef_z_score(metadata)``."""
-        self.hef_path = hef_path
+        """``hefs``: chip family -> .hef path (the bundle's model.hefs); the one for the chip is loaded.
+        ``z_score``: per-channel (mean, std), float32 [9], from ``hef_z_score(metadata)``."""
+        self.hefs = hefs
+        self.hef_path = next(iter(hefs.values())) if len(hefs) == 1 else Path("(not chosen yet)")
         self._mean, self._std = z_score
         self.timeout_ms = timeout_ms
         self.multi_process = multi_process
@@ -115,6 +123,7 @@ class HailoRTBackend(Backend):
             params.group_id = self.group_id
         try:
             self._vdevice = hp.VDevice(params)
+            self.hef_path = self._hef_for_chip(hp)
             self._configure(hp)
         except (hp.HailoRTException, BackendError) as exc:
             # The traceback keeps _configure's frame, and with it any InferModel it made, alive: clear it so
@@ -129,6 +138,37 @@ class HailoRTBackend(Backend):
         self._hp = hp
         self._pid = os.getpid()
         self._open_device_control()
+
+    def _hef_for_chip(self, hp: ModuleType) -> Path:
+        """The .hef compiled for this chip's family: a Hailo-8 and a Hailo-8L need their own."""
+        architecture = os.environ.get(ARCHITECTURE_ENV, "").strip()
+        if not architecture:
+            try:
+                devices = list(self._vdevice.get_physical_devices())
+                found = {str(d.control.identify().device_architecture) for d in devices}
+                for device in devices:
+                    device.release()
+            except hp.HailoRTException as exc:
+                if len(self.hefs) == 1:
+                    return self.hef_path
+                raise BackendError(
+                    "chip_unidentified",
+                    f"cannot identify the Hailo chip to choose among {_listed(self.hefs)} ({exc}); "
+                    f"set {ARCHITECTURE_ENV} (e.g. HAILO8L)",
+                ) from exc
+            if len(found) != 1:
+                raise BackendError(
+                    "chip_unidentified", f"the VDevice reports chips {sorted(found)}, expected one"
+                )
+            architecture = found.pop()
+        family = CHIP_FAMILIES.get(architecture.upper())
+        if family not in self.hefs:
+            raise BackendError(
+                "no_hef_for_chip",
+                f"the chip is a {architecture} ({family or 'unknown family'}) and the bundle carries "
+                f"{_listed(self.hefs)}: rebuild it with --hw-arch {family or '<family>'}",
+            )
+        return self.hefs[family]
 
     def _configure(self, hp: ModuleType) -> None:
         self._infer_model = self._vdevice.create_infer_model(str(self.hef_path))
@@ -284,6 +324,10 @@ class HailoRTBackend(Backend):
                 f"Hailo device control unavailable, chip identity/temperature not exported: {exc}",
             )
             self._devices = []
+
+
+def _listed(hefs: dict[str, Path]) -> str:
+    return ", ".join(f"{arch} {path.name}" for arch, path in sorted(hefs.items())) or "no .hef"
 
 
 def service_hint(exc: Exception, params: Any) -> str:

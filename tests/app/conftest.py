@@ -53,8 +53,11 @@ def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory)
             "tcn_encoder/softmax1": {"source": "motif_scores", "shape": [1, 12]},
         },
     }
-    (bundle / "tcn_encoder.hef").write_text(json.dumps(spec))
-    relist(bundle, hef="tcn_encoder.hef", hef_input=HEF_INPUT)
+    hefs = {}
+    for arch in ("hailo8", "hailo8l"):
+        (bundle / f"tcn_encoder_{arch}.hef").write_text(json.dumps(spec | {"hw_arch": arch}))
+        hefs[arch] = {"file": f"tcn_encoder_{arch}.hef", "hars": [], "dfc_version": "3.33.0+test-double"}
+    relist(bundle, kind="hef", hefs=hefs, hef_input=HEF_INPUT)
     return bundle
 
 

@@ -26,6 +26,7 @@ from app_server import DOUBLES, AppServer, wait_for_state
 from app.backends.base import BackendError
 from app.backends.hailort_backend import HailoRTBackend, hef_z_score, output_roles
 from app.backends.selection import choose_backend
+from app.bundle import hefs
 from app.config import AppConfig
 from app.factory import create_app
 
@@ -73,7 +74,7 @@ def metadata_of(bundle: Path) -> dict:
 
 def loaded(bundle: Path, **kwargs: object) -> HailoRTBackend:
     backend = HailoRTBackend(
-        bundle / "tcn_encoder.hef",
+        {arch: bundle / name for arch, name in hefs(metadata_of(bundle)).items()},
         z_score=hef_z_score(metadata_of(bundle)),
         timeout_ms=int(kwargs.pop("timeout_ms", 40)),
         **kwargs,
@@ -285,7 +286,7 @@ def test_auto_without_hailo_platform_falls_back(hailo_bundle: Path, monkeypatch:
     monkeypatch.setitem(sys.modules, "hailo_platform", None)  # import fails as on a host without HailoRT
     metadata = json.loads((hailo_bundle / "model_metadata.json").read_text())
     choice = choose_backend(AppConfig(bundle_dir=hailo_bundle), metadata, Path("/nonexistent/hailo0"))
-    assert choice.backend == "onnxruntime" and "hailo_platform is not importable" in choice.reason
+    assert choice.backend == "onnxruntime" and "hailo_platform is not installed" in choice.reason
 
 
 def test_gunicorn_worker_opens_its_own_device(hailo_bundle: Path, tmp_path: Path) -> None:
@@ -305,7 +306,7 @@ def test_gunicorn_worker_opens_its_own_device(hailo_bundle: Path, tmp_path: Path
         np.testing.assert_allclose(latent, metadata["golden"]["latent"], atol=1e-4)
         assert answers[0].json()["backend"] == "hailort"
         health = server.request("GET", "/healthz").json()
-        assert health["backend"] == "hailort" and health["model_file"] == "tcn_encoder.hef"
+        assert health["backend"] == "hailort" and health["model_file"] == "tcn_encoder_hailo8.hef"
         assert health["hailo_devices"]["0000:01:00.0"]["board_name"] == "Hailo-8"
         text = server.metrics()
         assert (
@@ -542,7 +543,7 @@ def test_the_double_refuses_releasing_a_vdevice_its_model_keeps_alive(
     double: ModuleType, hailo_bundle: Path
 ) -> None:
     vdevice = double.VDevice(double.VDevice.create_params())
-    infer_model = vdevice.create_infer_model(str(hailo_bundle / "tcn_encoder.hef"))
+    infer_model = vdevice.create_infer_model(str(hailo_bundle / "tcn_encoder_hailo8.hef"))
     with pytest.raises(double.HailoRTException, match="InferModel made from it still live"):
         vdevice.release()
     del infer_model
@@ -576,10 +577,104 @@ def test_a_failed_load_lets_go_of_the_chip(
 ) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(hailo_bundle, bundle)
-    spec = json.loads((bundle / "tcn_encoder.hef").read_text())
-    (bundle / "tcn_encoder.hef").write_text(json.dumps({**spec, **hef}))
+    spec = json.loads((bundle / "tcn_encoder_hailo8.hef").read_text())  # the double's chip is a HAILO8
+    (bundle / "tcn_encoder_hailo8.hef").write_text(json.dumps({**spec, **hef}))
     with pytest.raises(BackendError) as caught:
         loaded(bundle)
     assert caught.value.kind == kind
     assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
     loaded(hailo_bundle).close()  # the chip is free for the next load in this process
+
+
+# --- One .hef per chip family (issue 11 point 7) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("architecture", "hef"), [("HAILO8", "hailo8"), ("HAILO8L", "hailo8l")])
+def test_each_chip_loads_the_hef_of_its_family(
+    double: ModuleType,
+    hailo_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    architecture: str,
+    hef: str,
+) -> None:
+    monkeypatch.setattr(double, "DEVICE_ARCHITECTURE", architecture)
+    backend = loaded(hailo_bundle)
+    try:
+        assert backend.hef_path.name == f"tcn_encoder_{hef}.hef"
+        opened = [e for e in events(tmp_path / "events.jsonl") if e["event"] == "create_infer_model"]
+        assert [Path(e["hef"]).name for e in opened] == [f"tcn_encoder_{hef}.hef"]
+    finally:
+        backend.close()
+
+
+def test_the_architecture_the_role_passes_in_wins(
+    double: ModuleType, hailo_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAILO_PIPELINE_HAILO_ARCHITECTURE", "HAILO8L")
+    backend = loaded(hailo_bundle)
+    assert backend.hef_path.name == "tcn_encoder_hailo8l.hef"
+    backend.close()
+
+
+def test_a_chip_without_its_hef_fails_with_the_reason_and_frees_the_chip(
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / hailo_bundle.name
+    shutil.copytree(hailo_bundle, bundle)
+    (bundle / "tcn_encoder_hailo8l.hef").unlink()
+    metadata = metadata_of(bundle)
+    del metadata["model"]["hefs"]["hailo8l"]
+    del metadata["files"]["tcn_encoder_hailo8l.hef"]
+    (bundle / "model_metadata.json").write_text(json.dumps(metadata))
+    monkeypatch.setattr(double, "DEVICE_ARCHITECTURE", "HAILO8L")
+    with pytest.raises(
+        BackendError, match=r"the chip is a HAILO8L \(hailo8l\) and the bundle carries hailo8"
+    ) as caught:
+        loaded(bundle)
+    assert caught.value.kind == "no_hef_for_chip"
+    assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
+    # The health gate shows the reason; the CPU does not quietly take over.
+    app = create_app(AppConfig(bundle_dir=bundle))
+    assert not app.extensions["hailo_pipeline"].wait(30)
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["reason"].startswith("no_hef_for_chip: the chip is a HAILO8L")
+
+
+def test_the_cpu_fallback_knob_serves_onnx_runtime_and_says_why(
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(double, "DEVICE_ARCHITECTURE", "HAILO15H")  # a chip no .hef is for
+    app = create_app(AppConfig(bundle_dir=hailo_bundle, allow_cpu_fallback=True))
+    assert app.extensions["hailo_pipeline"].wait(60)
+    health = app.test_client().get("/healthz").get_json()
+    assert health["backend"] == "onnxruntime" and health["model_file"] == "tcn_encoder.onnx"
+    assert health["backend_reason"].startswith("CPU fallback (HAILO_PIPELINE_ALLOW_CPU_FALLBACK=true)")
+    assert "no_hef_for_chip" in health["backend_reason"]
+    assert health["bundle_kind"] == "hef"
+
+
+def test_a_chip_without_hailort_fails_unless_the_knob_allows_the_cpu(
+    hailo_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "hailo_platform", None)  # python3-hailort missing on a chip Pi
+    node = tmp_path / "hailo0"
+    node.touch()
+    metadata = metadata_of(hailo_bundle)
+    with pytest.raises(BackendError, match="hailo_platform is not importable") as caught:
+        choose_backend(AppConfig(bundle_dir=hailo_bundle), metadata, node)
+    assert caught.value.kind == "accelerator_unusable"
+    assert "HAILO_PIPELINE_ALLOW_CPU_FALLBACK=true" in str(caught.value)
+    choice = choose_backend(AppConfig(bundle_dir=hailo_bundle, allow_cpu_fallback=True), metadata, node)
+    assert choice.backend == "onnxruntime" and choice.reason.startswith("CPU fallback")
+
+
+def test_an_onnx_only_bundle_runs_onnx_runtime_and_says_so(default_bundle: Path, tmp_path: Path) -> None:
+    node = tmp_path / "hailo0"
+    node.touch()  # even on a Pi with a chip
+    choice = choose_backend(AppConfig(bundle_dir=default_bundle), metadata_of(default_bundle), node)
+    assert choice.backend == "onnxruntime" and choice.reason.startswith("onnx-only bundle")
+    app = create_app(AppConfig(bundle_dir=default_bundle, backend="onnxruntime"))
+    assert app.extensions["hailo_pipeline"].wait(60)
+    assert app.test_client().get("/healthz").get_json()["bundle_kind"] == "onnx-only"

@@ -109,6 +109,8 @@ def test_cli_prints_summary_for_intact_bundle(bundle_copy: Path, repo_root: Path
         "version": bundle_copy.name,
         "files": ["calibration_set.npy", "tcn_encoder.onnx"],
         "untrained_default": True,
+        "kind": "onnx-only",
+        "hefs": {},
     }
 
 

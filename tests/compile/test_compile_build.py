@@ -45,8 +45,9 @@ def test_metadata_has_the_design_keys(bundle_fixture: str, request: pytest.Fixtu
     assert metadata["version"] == bundle.name and bundle.name.startswith("tcn-") and len(bundle.name) == 16
     assert metadata["model"] == metadata["model"] | {
         "onnx": "tcn_encoder.onnx",
-        "hef": None,
-        "hw_arch": "hailo8",
+        "kind": "onnx-only",
+        "hefs": {},
+        "hw_archs": ["hailo8", "hailo8l"],
     }
     assert metadata["inputs"] == [{"name": "imu_window", "shape": ["N", 100, 9], "dtype": "float32"}]
     assert [o["name"] for o in metadata["outputs"]] == ["latent_embeddings", "motif_scores"]

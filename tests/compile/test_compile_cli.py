@@ -122,8 +122,9 @@ def test_require_hef_with_the_dfc_double(repo_root: Path, tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     bundle = Path(result.stdout.strip().splitlines()[-1])
-    assert (bundle / "tcn_encoder.hef").is_file()
-    assert "hef: tcn_encoder.hef" in result.stdout
+    assert (bundle / "tcn_encoder_hailo8l.hef").is_file()
+    assert not (bundle / "tcn_encoder_hailo8.hef").exists()  # only the family asked for
+    assert "hef: hailo8l tcn_encoder_hailo8l.hef (DFC 3.33.0+test-double)" in result.stdout
 
 
 def test_bad_hw_arch_is_a_usage_error(repo_root: Path, tmp_path: Path):
@@ -148,12 +149,13 @@ def test_export_and_verify_subcommands(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_hef_subcommand_with_the_double(dfc_double, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["hef", "--out", str(tmp_path), "--hw-arch", "hailo8l"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "tcn_encoder.hef")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "tcn_encoder_hailo8l.hef")
     assert sorted(p.name for p in tmp_path.glob("*.har")) == [
-        "tcn_encoder_compiled.har",
-        "tcn_encoder_optimized.har",
-        "tcn_encoder_parsed.har",
+        "tcn_encoder_hailo8l_compiled.har",
+        "tcn_encoder_hailo8l_optimized.har",
+        "tcn_encoder_hailo8l_parsed.har",
     ]
+    assert not list(tmp_path.glob("dfc_*.json"))  # the contract's files stay in the scratch folder
     assert dict(dfc_double.CALLS)["ClientRunner"] == {"hw_arch": "hailo8l"}
 
 

@@ -9,7 +9,7 @@ import pytest
 from app.backends.hailort_backend import hef_z_score
 from app.bundle import verify_bundle
 from compile import hailo_compile
-from compile.build import BuildOptions, build
+from compile.build import BuildOptions, build, plan
 from compile.errors import CompileError
 from compile.export import (
     HAILO_INPUT_NAME,
@@ -62,16 +62,15 @@ def test_model_script_leaves_the_z_score_to_the_host():
 @pytest.fixture
 def double_bundle(dfc_double, tmp_path: Path, trained_onnx: Path, model_config: Path) -> Path:
     return build(
-        BuildOptions(
-            source=trained_onnx, out=tmp_path, hw_arch="hailo8l", require_hef=True, config=model_config
-        ),
+        BuildOptions(source=trained_onnx, out=tmp_path, require_hef=True, config=model_config),
         StageTimer(),
     )
 
 
 def test_clientrunner_flow_with_the_double(dfc_double, double_bundle: Path):
+    """Once per chip family of the default list, each with its own ClientRunner(hw_arch=...)."""
     calls = [name for name, _ in dfc_double.CALLS]
-    assert calls == [
+    assert calls == 2 * [
         "ClientRunner",
         "translate_onnx_model",
         "save_har",
@@ -83,8 +82,9 @@ def test_clientrunner_flow_with_the_double(dfc_double, double_bundle: Path):
         "compile",
         "save_har",
     ]
+    runners = [a for name, a in dfc_double.CALLS if name == "ClientRunner"]
+    assert runners == [{"hw_arch": "hailo8"}, {"hw_arch": "hailo8l"}]
     args = dict(dfc_double.CALLS)
-    assert args["ClientRunner"] == {"hw_arch": "hailo8l"}
     translate = args["translate_onnx_model"]
     assert translate["start_node_names"] == [HAILO_INPUT_NAME]
     assert translate["end_node_names"] == [LATENT_NODE, MOTIF_NODE]
@@ -92,26 +92,35 @@ def test_clientrunner_flow_with_the_double(dfc_double, double_bundle: Path):
     assert args["optimize"] == {"calib_shape": (168, 1, 100, 9), "dtype": "float32"}
     assert "normalization" not in args["load_model_script"]["model_script"]
     har_stages = [a["stage"] for name, a in dfc_double.CALLS if name == "save_har"]
-    assert har_stages == ["parsed", "quantized", "compiled"]
+    assert har_stages == 2 * ["parsed", "quantized", "compiled"]
 
 
 def test_bundle_with_hef_lists_hef_and_hars(double_bundle: Path):
     metadata = verify_bundle(double_bundle)
-    assert metadata["model"]["hef"] == "tcn_encoder.hef"
-    assert metadata["model"]["hw_arch"] == "hailo8l"
-    assert metadata["tools"]["hailo_sdk_client"] == "3.33.0+test-double"
-    assert set(metadata["files"]) == {
-        "tcn_encoder.onnx",
-        "tcn_encoder.hef",
-        "calibration_set.npy",
-        "tcn_encoder_parsed.har",
-        "tcn_encoder_optimized.har",
-        "tcn_encoder_compiled.har",
+    stages = ("parsed", "optimized", "compiled")
+    assert metadata["model"]["kind"] == "hef"
+    assert metadata["model"]["hw_archs"] == ["hailo8", "hailo8l"]
+    assert metadata["model"]["hefs"] == {
+        arch: {
+            "file": f"tcn_encoder_{arch}.hef",
+            "hars": [f"tcn_encoder_{arch}_{stage}.har" for stage in stages],
+            "dfc_version": "3.33.0+test-double",
+        }
+        for arch in ("hailo8", "hailo8l")
     }
-    assert (double_bundle / "tcn_encoder.hef").read_bytes().startswith(b"TEST-DOUBLE-HEF")
+    assert metadata["tools"]["hailo_sdk_client"] == "3.33.0+test-double"
+    assert set(metadata["files"]) == {"tcn_encoder.onnx", "calibration_set.npy"} | {
+        name
+        for arch in ("hailo8", "hailo8l")
+        for name in [f"tcn_encoder_{arch}.hef"] + [f"tcn_encoder_{arch}_{stage}.har" for stage in stages]
+    }
+    # Each .hef is the one compiled for its family (the double writes hw_arch after its magic).
+    assert (double_bundle / "tcn_encoder_hailo8l.hef").read_bytes() == b"TEST-DOUBLE-HEF\nhailo8l"
+    assert (double_bundle / "tcn_encoder_hailo8.hef").read_bytes() == b"TEST-DOUBLE-HEF\nhailo8"
     assert not (double_bundle / "tcn_encoder_hailo_input.onnx").exists()
-    assert json.loads((double_bundle / "tcn_encoder_compiled.har").read_text())["stage"] == "compiled"
-    assert "timings_s" in metadata and "hef" in metadata["timings_s"]
+    har = double_bundle / "tcn_encoder_hailo8_compiled.har"
+    assert json.loads(har.read_text())["stage"] == "compiled"
+    assert {"hef_hailo8", "hef_hailo8l"} <= set(metadata["timings_s"])
 
 
 def test_metadata_declares_the_z_scored_hef_input_the_app_accepts(double_bundle: Path):
@@ -165,7 +174,9 @@ def test_the_double_rejects_raw_and_twice_z_scored_calibration(dfc_double, tmp_p
 
 def test_emulator_figures_replace_the_ort_proxy(double_bundle: Path):
     int8 = verify_bundle(double_bundle)["verification"]["int8"]
-    assert int8["method"] == "Hailo DFC 3.33.0+test-double SDK_QUANTIZED emulator"
+    assert int8["method"] == "Hailo DFC 3.33.0+test-double SDK_QUANTIZED emulator (hailo8)"
+    per_family = verify_bundle(double_bundle)["verification"]["int8_per_family"]
+    assert sorted(per_family) == ["hailo8", "hailo8l"] and per_family["hailo8"] == int8
     assert int8["windows"] == hailo_compile.EMULATOR_WINDOWS
     # The double runs the real graph with the script's normalization: a wrong script or layout would
     # scramble the latents and the cosine would collapse.
@@ -174,9 +185,23 @@ def test_emulator_figures_replace_the_ort_proxy(double_bundle: Path):
 
 
 def test_dfc_version_changes_the_bundle_version(dfc_double, tmp_path: Path, default_bundle: Path):
-    with_dfc = build(BuildOptions(source=None, out=tmp_path, hw_arch="hailo8"), StageTimer())
+    with_dfc = build(BuildOptions(source=None, out=tmp_path, hw_archs=("hailo8",)), StageTimer())
     assert with_dfc.name != default_bundle.name
-    assert verify_bundle(with_dfc)["model"]["hef"] == "tcn_encoder.hef"
+    assert verify_bundle(with_dfc)["model"]["hefs"]["hailo8"]["file"] == "tcn_encoder_hailo8.hef"
+
+
+def test_the_family_list_not_the_targeted_pis_sets_the_version(dfc_double, tmp_path: Path):
+    """The bundle version hashes the configured family list (order-free), never which Pis a run targets."""
+    timer = StageTimer()
+    both = plan(BuildOptions(source=None, out=tmp_path, hw_archs=("hailo8", "hailo8l")), timer)[0]
+    swapped = plan(BuildOptions(source=None, out=tmp_path, hw_archs=("hailo8l", "hailo8")), timer)[0]
+    one = plan(BuildOptions(source=None, out=tmp_path, hw_archs=("hailo8",)), timer)[0]
+    assert both == swapped and both != one
+
+
+def test_a_family_listed_twice_is_refused(tmp_path: Path):
+    with pytest.raises(CompileError, match="each once"):
+        build(BuildOptions(source=None, out=tmp_path, hw_archs=("hailo8", "hailo8")), StageTimer())
 
 
 def test_dfc_errors_become_one_line(dfc_double, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -56,6 +56,8 @@ IS_TEST_DOUBLE = True
 SCAN_RESULT: list[str] = ["0000:01:00.0"]
 RUN_DELAY_S = float(os.environ.get("HAILO_DOUBLE_RUN_DELAY_MS", "0")) / 1000.0
 CHIP_TEMPERATURE_C = (41.5, 42.25)
+# identify()'s Device Architecture: HAILO8 (26 TOPS AI HAT+) or HAILO8L (AI Kit, 13 TOPS AI HAT+).
+DEVICE_ARCHITECTURE = os.environ.get("HAILO_DOUBLE_ARCHITECTURE", "HAILO8")
 OUTPUT_FILL: float | None = None  # e.g. NaN: a chip or firmware that returns garbage
 LAST_INPUT: np.ndarray | None = None  # a copy of the input buffer of the last run
 
@@ -127,9 +129,12 @@ class _VDeviceParams:
 
 class _Identity:
     board_name = "Hailo-8\x00\x00"
-    device_architecture = "HAILO8"
     serial_number = "TESTDOUBLE0001\x00"
     firmware_version = "4.23.0 (release,app)"
+
+    @property
+    def device_architecture(self) -> str:
+        return DEVICE_ARCHITECTURE
 
 
 class _Temperature:
