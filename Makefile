@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule and ansible-runner start ansible-playbook from PATH: it must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test setup engine fleet fleet-down lint unit molecule fleet-test benchmark clean
+.PHONY: demo test setup engine fleet fleet-down lint unit molecule fleet-test benchmark clean dfc-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Hailo's Dataflow Compiler in its own venv (it wants Python <= 3.10 and numpy<2; docs/HEF_COMPAT.md), from the wheel
+# the user downloads from Hailo's Developer Zone: make dfc-venv DFC_WHEEL=.../hailo_dataflow_compiler-3.33.0-...whl
+# Then point model_dfc_python / HAILO_PIPELINE_DFC_PYTHON at $(DFC_VENV)/bin/python.
+DFC_PYTHON ?= python3.10
+DFC_VENV ?= .venv-dfc
+dfc-venv:
+	@test -n "$(DFC_WHEEL)" || { echo "DFC_WHEEL=path/to/hailo_dataflow_compiler-*.whl is required"; exit 2; }
+	$(DFC_PYTHON) -m venv $(DFC_VENV)
+	$(DFC_VENV)/bin/pip install --quiet "$(DFC_WHEEL)"
+	PYTHONPATH=$(CURDIR) $(DFC_VENV)/bin/python -m compile.dfc_stage --version
 
 # The docker engine and the Pi images the simulated fleet and Molecule run on.
 engine: setup

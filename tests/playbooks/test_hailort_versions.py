@@ -1,9 +1,12 @@
 """What a Pi's apt offers and which HailoRT versions run there (roles/hailort/filter_plugins)."""
 
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 from hailort_versions import (
     hailort_chip_refusal,
     hailort_install_plan,
@@ -12,6 +15,10 @@ from hailort_versions import (
     parse_apt_policy,
     upstream_version,
 )
+from hef_compat import hailort_hef_refusal
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "hailort"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "HEF_COMPAT.md"
 
 # The layout of `apt-cache policy` (apt's own output, as on any Debian host) for a Pi whose repo carries two
 # HailoRT releases and a Hailo-10H line, with 4.22 installed; hailo-dkms is known to apt but has no candidate.
@@ -126,3 +133,38 @@ def test_a_chip_outside_the_bundles_families_is_refused(architecture: str | None
 
 def test_a_fleet_built_only_for_hailo8l_refuses_a_hailo8() -> None:
     assert "not in hailort_chip_families ['hailo8l']" in hailort_chip_refusal("HAILO8", ["hailo8l"])
+
+
+# --- The .hef's DFC against the Pi's HailoRT (issue 11 point 2; roles/hailort/defaults, docs/HEF_COMPAT.md)
+
+COMPAT = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["hailort_dfc_compat"]
+
+
+@pytest.mark.parametrize(
+    ("dfc", "hailort"),
+    [("3.33.0", "4.23.0"), ("3.33.1", "4.23.1"), ("3.31.0", "4.21.0"), ("3.27.0", "4.18.0")],
+)
+def test_a_dfc_and_its_paired_hailort_pass(dfc: str, hailort: str):
+    assert hailort_hef_refusal(dfc, hailort, COMPAT) == ""
+
+
+def test_an_onnx_only_bundle_needs_no_particular_hailort():
+    assert hailort_hef_refusal(None, "4.20.0", COMPAT) == ""
+    assert hailort_hef_refusal("None", None, COMPAT) == ""  # as Ansible hands over an unset value
+
+
+def test_a_mismatch_names_both_versions():
+    refusal = hailort_hef_refusal("3.33.0", "4.20.0", COMPAT)
+    assert "DFC 3.33.0" in refusal and "HailoRT 4.23.x" in refusal and "runs HailoRT 4.20.0" in refusal
+
+
+def test_an_unlisted_dfc_and_a_pi_without_hailort_are_refused():
+    assert "pairs with no HailoRT release" in hailort_hef_refusal("3.99.0", "4.23.0", COMPAT)
+    assert "no HailoRT installed" in hailort_hef_refusal("3.33.0", None, COMPAT)
+    assert "no HailoRT installed" in hailort_hef_refusal("3.33.0", "None", COMPAT)
+
+
+def test_the_docs_table_and_the_role_default_agree():
+    """docs/HEF_COMPAT.md is what a user reads; the role's default is what preflight checks."""
+    rows = re.findall(r"^\| (\d+\.\d+)\.x \| (\d+\.\d+)\.x \|", DOCS.read_text(), re.M)
+    assert dict(rows) == {str(k): str(v) for k, v in COMPAT.items()}

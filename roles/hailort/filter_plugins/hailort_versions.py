@@ -133,4 +133,5 @@ class FilterModule:
             "hailort_install_plan": hailort_install_plan,
             "hailort_versions": hailort_versions,
             "hailort_chip_refusal": hailort_chip_refusal,
+            "upstream_version": upstream_version,
         }
