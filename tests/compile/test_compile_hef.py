@@ -212,3 +212,33 @@ def test_dfc_errors_become_one_line(dfc_double, tmp_path: Path, monkeypatch: pyt
     with pytest.raises(CompileError, match=r"Hailo DFC failed on .*: RuntimeError: Unsupported layer: Pad$"):
         build(BuildOptions(source=None, out=tmp_path), StageTimer())
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_our_translated_graph_uses_only_layers_hailos_parser_supports(dfc_double):
+    """What compile hands the DFC (z-scored imu_nchw in) holds only ops of the DFC docs' supported layers."""
+    normalization = default_normalization()
+    windows, _ = synthetic_windows()
+    source = load_source(None)
+    motifs = fit_motifs(encode_latents(source.encoder, normalization, windows), None)
+    graph = build_onnx(source.encoder, normalization, motifs, {}, raw_input=False).graph
+    used = {node.op_type for node in graph.node}
+    supported = dfc_double.SUPPORTED_ONNX_OPS  # the double's list, cited in tests/doubles/hailo_sdk_client
+    # Pad only as the zero padding of a causal convolution, which the parser folds into the Conv.
+    assert used - supported == {"Pad"}
+    for pad in (n for n in graph.node if n.op_type == "Pad"):
+        assert [n.op_type for n in graph.node if pad.output[0] in n.input] == ["Conv"]
+    assert {"Conv", "Relu", "Add", "GlobalAveragePool", "Gemm", "Softmax"} <= used
+
+
+def test_the_double_refuses_layers_the_parser_does_not_support(dfc_double, tmp_path: Path):
+    """The served graph's raw-input prologue (Transpose, Unsqueeze) is why the DFC gets the z-scored graph."""
+    normalization = default_normalization()
+    windows, _ = synthetic_windows()
+    source = load_source(None)
+    motifs = fit_motifs(encode_latents(source.encoder, normalization, windows), None)
+    served = tmp_path / "served.onnx"
+    save_onnx(build_onnx(source.encoder, normalization, motifs, {}), served)
+    with pytest.raises(dfc_double.UnsupportedLayerError, match=r"Transpose \(layout/transpose\).*Unsqueeze"):
+        dfc_double.ClientRunner(hw_arch="hailo8").translate_onnx_model(
+            str(served), "t", start_node_names=["imu_window"], end_node_names=[LATENT_NODE, MOTIF_NODE]
+        )

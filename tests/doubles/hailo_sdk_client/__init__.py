@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime
 
 __version__ = "3.33.0+test-double"
@@ -36,11 +37,50 @@ SCRIPT_COMMANDS = (
     "performance_param",
 )
 HEF_MAGIC = b"TEST-DOUBLE-HEF\n"
+# ONNX ops the parser translates, from the layer families of Hailo's DFC user guide (v3.30.0, 5.5 "Supported
+# Layers"; the 3.7.0 product brief's "Supported layers" chapter lists the same families): convolution,
+# depthwise convolution, deconvolution, dense, max/average pooling, concat, element-wise ops, activations,
+# softmax, batch normalization, resize. Shape ops are not in it: Hailo's parser rejects Transpose, Reshape and
+# Squeeze inside a network (hailo-ai/hailo_model_zoo#98, "Dataflow compiler layer type support"). The double
+# rejects any other op in the translated part of the graph, and a Pad that is not constant zero padding
+# feeding a Conv (folded into the convolution; product brief 3.7.0, 2.4 "Supported padding schemes").
+SUPPORTED_ONNX_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "MatMul",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Concat",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Relu",
+        "LeakyRelu",
+        "PRelu",
+        "Sigmoid",
+        "Tanh",
+        "Elu",
+        "Clip",
+        "Softmax",
+        "BatchNormalization",
+        "Resize",
+        "Flatten",
+    }
+)
 # Per-channel bounds for "z-scored": loose, real windows are not exactly N(0, 1), but raw IMU values (gravity
 # ~9.8 on one axis, magnetometer tens of uT) and twice z-scored ones (std ~0.01-0.1) fall outside.
 Z_SCORED_MAX_ABS_MEAN = 3.0
 Z_SCORED_STD_RANGE = (0.1, 10.0)
 CALLS: list[tuple[str, dict[str, Any]]] = []
+
+
+class UnsupportedLayerError(ValueError):
+    """The double's stand-in for the parser's refusal of a layer it cannot translate."""
 
 
 class InferenceContext(enum.Enum):
@@ -98,6 +138,7 @@ class ClientRunner:
                 raise ValueError(f"net_input_shapes key {name!r} is not an input of {model}")
             if list(shape) != input_dims[name] or len(shape) != 4:
                 raise ValueError(f"net_input_shapes[{name!r}]={shape} does not match NCHW {input_dims[name]}")
+        _require_supported_layers(graph, start_node_names or [], end_node_names or [])
         self._onnx = graph_model
         self._input_nchw = next(iter(input_dims.values()))
         self._stage = "parsed"
@@ -179,6 +220,43 @@ class ClientRunner:
             raise RuntimeError(f"{call} called in stage {self._stage!r}, needs {stage!r}")
         if call == "translate_onnx_model" and self._stage != "new":
             raise RuntimeError("translate_onnx_model called twice")
+
+
+def _require_supported_layers(graph: onnx.GraphProto, start: list[str], end: list[str]) -> None:
+    """Every node between the start tensors and the end nodes must be a layer Hailo's parser translates."""
+    producer = {output: node for node in graph.node for output in node.output}
+    by_name = {node.name: node for node in graph.node}
+    start_tensors = set(start) | {o for name in start if name in by_name for o in by_name[name].output}
+    pending = [by_name[name] for name in end if name in by_name]
+    seen: set[str] = set()
+    translated = []
+    while pending:
+        node = pending.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        translated.append(node)
+        pending += [producer[i] for i in node.input if i in producer and i not in start_tensors]
+    consumers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node.op_type)
+    unsupported = sorted(
+        {f"{n.op_type} ({n.name})" for n in translated if not _supported(n, consumers, graph)}
+    )
+    if unsupported:
+        raise UnsupportedLayerError(f"unsupported layers for the Hailo parser: {', '.join(unsupported)}")
+
+
+def _supported(node: onnx.NodeProto, consumers: dict[str, list[str]], graph: onnx.GraphProto) -> bool:
+    if node.op_type in SUPPORTED_ONNX_OPS:
+        return True
+    if node.op_type != "Pad":
+        return False
+    mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
+    constant = next((i for i in graph.initializer if len(node.input) > 2 and i.name == node.input[2]), None)
+    zero = constant is None or not onnx.numpy_helper.to_array(constant).any()
+    return mode == "constant" and zero and consumers.get(node.output[0], []) == ["Conv"]
 
 
 def _require_z_scored(nhwc: np.ndarray) -> None:
