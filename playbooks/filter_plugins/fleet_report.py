@@ -29,11 +29,14 @@ _COMPARE = {
 }
 
 
-def _backend_kind(app_backend: str | None) -> str | None:
-    # The report speaks of the hardware that ran the model: the Hailo chip or the Pi's CPU.
+def _backend_kind(app_backend: str | None, bundle_kind: str | None = None) -> str | None:
+    # The report speaks of the hardware that ran the model: the Hailo chip or the Pi's CPU, and says when the
+    # CPU runs because the bundle has no .hef at all (built without Hailo's DFC), not for want of a chip.
     if app_backend is None:
         return None
-    return "hailo" if app_backend == "hailort" else "cpu"
+    if app_backend == "hailort":
+        return "hailo"
+    return "cpu (onnx-only)" if bundle_kind == "onnx-only" else "cpu"
 
 
 def seed_target_status(measured: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -137,8 +140,10 @@ def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
         # which lists every file of the bundle with its sha256.
         "sha256": health.get("sha256"),
         "bundle_sha256": host_vars.get("inference_app_bundle_sha256") or None,
-        "backend": _backend_kind(health.get("backend")),
+        "backend": _backend_kind(health.get("backend"), health.get("bundle_kind")),
         "app_backend": health.get("backend"),
+        "backend_reason": health.get("backend_reason") or None,
+        "bundle_kind": health.get("bundle_kind"),
         "accelerator": host_vars.get("hailort_device_architecture") if accelerator_present else None,
         "accelerator_present": accelerator_present,
         "accelerator_reason": host_vars.get("hailort_accelerator_reason") or None,
@@ -211,7 +216,11 @@ COLUMNS: tuple[tuple[str, str], ...] = (
         "bundle sha256",
         "sha256 of the bundle's model_metadata.json (it lists every file's sha256), first 12 hex",
     ),
-    ("backend", "hailo: the Hailo chip; cpu: ONNX Runtime on the Pi's CPU"),
+    (
+        "backend",
+        "hailo: the Hailo chip (the .hef for its family); cpu: ONNX Runtime on the Pi's CPU; "
+        "cpu (onnx-only): the bundle was built without Hailo's DFC, so every Pi runs ONNX Runtime",
+    ),
     ("accelerator", "Hailo device found on PCIe, or none"),
     ("firmware", "Hailo firmware version"),
     ("golden window", "the app's latent for the bundle's golden window is within the bundle's tolerance"),

@@ -67,6 +67,15 @@ def test_host_row_maps_backend_accelerator_and_rollback():
     assert hosts["pi-1"]["golden_window_ok"] is True
     hailo = fleet_report({"pi": {"health_report": {"backend": "hailort"}}}, ["pi"])["hosts"]["pi"]
     assert hailo["backend"] == "hailo"
+    onnx_only = {
+        "backend": "onnxruntime",
+        "bundle_kind": "onnx-only",
+        "backend_reason": "onnx-only bundle: ...",
+    }
+    entry = fleet_report({"pi": {"health_report": onnx_only}}, ["pi"])["hosts"]["pi"]
+    assert entry["backend"] == "cpu (onnx-only)" and entry["backend_reason"] == "onnx-only bundle: ..."
+    with_hefs = {"backend": "onnxruntime", "bundle_kind": "hef"}
+    assert fleet_report({"pi": {"health_report": with_hefs}}, ["pi"])["hosts"]["pi"]["backend"] == "cpu"
 
 
 def test_seed_targets_met_not_met_and_not_measurable_with_reason():

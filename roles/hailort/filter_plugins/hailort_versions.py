@@ -104,6 +104,11 @@ def hailort_install_plan(
 _CHIP_FAMILIES = {"HAILO8": "hailo8", "HAILO8_B0": "hailo8", "HAILO8R": "hailo8", "HAILO8L": "hailo8l"}
 
 
+def hailort_chip_family(architecture: str | None) -> str:
+    """``HAILO8L`` -> ``hailo8l``: the family whose .hef the bundle has for this chip ('' when unknown)."""
+    return _CHIP_FAMILIES.get(str(architecture or "").upper(), "")
+
+
 def hailort_chip_refusal(architecture: str | None, families: list[str]) -> str:
     """Why this Pi's chip cannot serve the fleet's bundle ('' when it can, or when there is no chip)."""
     if not architecture:
@@ -134,4 +139,5 @@ class FilterModule:
             "hailort_versions": hailort_versions,
             "hailort_chip_refusal": hailort_chip_refusal,
             "upstream_version": upstream_version,
+            "hailort_chip_family": hailort_chip_family,
         }
