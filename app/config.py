@@ -24,6 +24,7 @@ ENV_DOC = {
         "true: a Pi with a Hailo chip that cannot serve the bundle's .hef serves ONNX Runtime instead of "
         "failing its health check (default false: a broken accelerator must not hide behind slower answers)"
     ),
+    "HAILO_PIPELINE_HAILO_ARCHITECTURE": "chip Device Architecture (HAILO8, HAILO8L) if HailoRT cannot say",
     "HAILO_PIPELINE_WARMUP_RUNS": "golden-window runs before /healthz turns 200 (default 20)",
     "HAILO_PIPELINE_ORT_THREADS": "ONNX Runtime intra-op threads per worker (default 1)",
     "HAILO_PIPELINE_MAX_BODY_BYTES": "largest accepted request body (default 131072)",
