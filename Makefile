@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule and ansible-runner start ansible-playbook from PATH: it must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test setup engine fleet fleet-down lint unit molecule fleet-test benchmark clean
+.PHONY: demo test setup engine fleet fleet-down lint unit molecule fleet-test arm64-check benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,13 @@ molecule: engine
 fleet-test: engine
 	$(BIN)/pytest -m fleet
 
-test: lint unit molecule fleet-test
+# The aarch64 releases a Pi 5 gets, served in arm64 Debian trees under qemu (README, "aarch64 check").
+# ARM64_RELEASES=trixie checks one Pi OS release.
+ARM64_RELEASES ?= bookworm trixie
+arm64-check: setup
+	$(BIN)/python -m simfleet arm64-check $(foreach release,$(ARM64_RELEASES),--release $(release))
+
+test: lint unit molecule fleet-test arm64-check
 
 benchmark: setup
 	$(BIN)/python scripts/benchmark_infer.py
