@@ -43,6 +43,19 @@ BINFMT_ENTRY = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 # Emulated, a Pi's cold start (numpy + onnxruntime imports, model load, warm-up) takes tens of seconds.
 READY_TIMEOUT_S = 420.0
 GOLDEN_CALLS = 5
+# A Pi 5's cores (BCM2712), and the /proc/cpuinfo they show. qemu-user passes the host's x86 /proc/cpuinfo
+# through, and ONNX Runtime's CPU probe (cpuinfo, at import) dies of SIGSEGV reading that as an ARM one.
+PI5_CPU = "cortex-a76"
+PI5_CPUINFO_CORE = """processor\t: {n}
+BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x4
+CPU part\t: 0xd0b
+CPU revision\t: 1
+
+"""
 # Where the role puts runtimes and bundles (roles/inference_app/defaults: inference_app_root).
 PI_ROOT = "/opt/hailo_pipeline"
 
@@ -185,10 +198,11 @@ def pi_script(manifest: dict[str, Any], port: int) -> str:
     app = shlex.quote(f"hailo-pipeline[app]=={manifest['app_version']}")
     return f"""set -eu
 cd {runtime}
-echo "pi: $(uname -m) $(. /etc/os-release && echo "$PRETTY_NAME") $(python3 --version)"
+echo "pi: os $(uname -m) $(. /etc/os-release && echo "$PRETTY_NAME") $(python3 --version)"
 echo "pi: install_started $(date +%s.%N)"
 python3 -m venv --without-pip --system-site-packages venv
-venv/bin/python wheels/pip-*.whl/pip install --quiet --no-index --no-cache-dir --find-links wheels pip
+set -- wheels/pip-*.whl
+venv/bin/python "$1/pip" install --quiet --no-index --no-cache-dir --find-links wheels pip
 venv/bin/pip install --quiet --no-index --no-cache-dir --find-links wheels {app}
 echo "pi: install_ended $(date +%s.%N)"
 echo "pi: venv_bytes $(du -sb venv | cut -f1)"
@@ -201,12 +215,14 @@ exec {runtime}/venv/bin/python -m app --bundle {bundle} --backend onnxruntime --
 
 def namespace_script(root: Path, scratch: Path, manifest: dict[str, Any], bundle: Path, inner: str) -> str:
     """Host side, inside the new mount namespace: an overlay over the cached tree (which stays pristine), the
-    kernel filesystems, the wheels and the bundle read-only; then chroot."""
+    kernel filesystems with a Pi 5's /proc/cpuinfo, the wheels and the bundle read-only; then chroot."""
     runtime = f"{PI_ROOT}/runtimes/{manifest['runtime_id']}"
     target_bundle = f"{PI_ROOT}/bundles/{manifest['bundle_version']}"
-    wheels = shlex.quote(manifest["wheelhouse_dir"])
+    wheels = shlex.quote(str(Path(manifest["wheelhouse_dir"]).resolve()))
     return f"""set -eu
-scratch={shlex.quote(str(scratch))}
+cpuinfo={shlex.quote(str(scratch / "cpuinfo"))}
+scratch={shlex.quote(str(scratch / "fs"))}
+mkdir "$scratch"
 mount -t tmpfs -o size=2g tmpfs "$scratch"
 mkdir "$scratch/upper" "$scratch/work" "$scratch/root"
 mount -t overlay overlay \\
@@ -215,10 +231,12 @@ r="$scratch/root"
 mount -t proc proc "$r/proc"
 mount --rbind /dev "$r/dev"
 mount -t sysfs sysfs "$r/sys"
+mount --bind "$cpuinfo" "$r/proc/cpuinfo"
 mkdir -p "$r{runtime}/wheels" "$r{target_bundle}"
 mount --bind {wheels} "$r{runtime}/wheels" && mount -o remount,bind,ro "$r{runtime}/wheels"
 mount --bind {shlex.quote(str(bundle))} "$r{target_bundle}" && mount -o remount,bind,ro "$r{target_bundle}"
 exec chroot "$r" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \\
+  QEMU_CPU={PI5_CPU} \\
   /bin/sh -c {shlex.quote(inner)}
 """
 
@@ -230,7 +248,7 @@ class Served:
     release: PiRelease
     manifest: dict[str, Any]
     facts: dict[str, str]
-    ready_s: float
+    ready_at: float
     comparison: Comparison
     infer_ms: list[float]
 
@@ -254,14 +272,17 @@ def _post(url: str, body: dict[str, Any], timeout: float) -> Any:
 
 
 def _wait_ready(proc: subprocess.Popen[str], url: str, log: Path) -> float:
+    """Wait for /healthz 200; return when it came (epoch seconds, the clock the Pi's log lines use)."""
     started = time.monotonic()
     while time.monotonic() - started < READY_TIMEOUT_S:
         if proc.poll() is not None:
             tail = " | ".join(log.read_text().splitlines()[-4:])
             raise Arm64CheckError(f"the emulated Pi exited {proc.returncode} before serving: {tail}")
+        if "SIGSEGV" in log.read_text():  # gunicorn would restart the crashing workers until the timeout
+            raise Arm64CheckError(f"an app worker died of SIGSEGV under qemu; see {log}")
         status, _ = _get(url, timeout=5)
         if status == 200:
-            return time.monotonic() - started
+            return time.time()
         time.sleep(1)
     raise Arm64CheckError(f"/healthz not 200 within {READY_TIMEOUT_S:.0f} s; see {log}")
 
@@ -299,6 +320,9 @@ def serve_and_compare(
     base = f"http://127.0.0.1:{port}"
     # The tmpfs is mounted over this folder inside the namespace only; the folder itself is ours to remove.
     with tempfile.TemporaryDirectory(prefix="hp-arm64-") as scratch, log.open("w") as out:
+        # As many cores as the host has: ONNX Runtime checks the count against /sys.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        (Path(scratch) / "cpuinfo").write_text("".join(PI5_CPUINFO_CORE.format(n=n) for n in range(cores)))
         outer = namespace_script(root, Path(scratch), manifest, bundle, pi_script(manifest, port))
         proc = subprocess.Popen(
             ["unshare", "--mount", "--pid", "--fork", "--kill-child", "bash", "-c", outer],
@@ -309,7 +333,7 @@ def serve_and_compare(
             start_new_session=True,  # one process group to stop, whatever qemu and gunicorn start
         )
         try:
-            ready_s = _wait_ready(proc, f"{base}/healthz", log)
+            ready_at = _wait_ready(proc, f"{base}/healthz", log)
             health = _get(f"{base}/healthz", timeout=10)[1]
             if not isinstance(health, dict) or health.get("backend") != "onnxruntime":
                 raise Arm64CheckError(f"the app does not serve ONNX Runtime: /healthz {health}")
@@ -322,21 +346,22 @@ def serve_and_compare(
         finally:
             _stop(proc)
     worst = max(comparisons, key=lambda c: max(c.latent_max_abs, c.motif_max_abs))
-    return Served(release, manifest, _facts(log), ready_s, worst, times)
+    return Served(release, manifest, _facts(log), ready_at, worst, times)
 
 
 def summary(served: Served, rootfs_s: float) -> str:
     facts = served.facts
-    install_s = float(facts.get("install_ended", "nan")) - float(facts.get("install_started", "nan"))
+    installed_at = float(facts.get("install_ended", "nan"))
+    install_s = installed_at - float(facts.get("install_started", "nan"))
     mb = 1e6
     return (
-        f"arm64-check: aarch64 {served.release.suite} ({facts.get('pi', '?')}): "
+        f"arm64-check: aarch64 {served.release.suite} ({facts.get('os', '?')}): "
         f"release {served.manifest['release']}, numpy/onnxruntime {facts.get('numpy', '?')}\n"
         f"  golden window vs x86_64: latent max abs diff {served.comparison.latent_max_abs:.2e}, "
         f"motif scores {served.comparison.motif_max_abs:.2e} (limit {MAX_ABS_DIFF:g}): "
         f"{'ok' if served.comparison.ok else 'FAILED'}\n"
         f"  rootfs {rootfs_s:.1f} s, venv install {install_s:.1f} s, "
-        f"start to /healthz 200 {served.ready_s:.1f} s, /infer p50 "
+        f"app start to /healthz 200 {served.ready_at - installed_at:.1f} s, /infer p50 "
         f"{statistics.median(served.infer_ms):.1f} ms (emulated)\n"
         f"  wheelhouse {served.manifest['wheel_bytes'] / mb:.1f} MB, "
         f"venv installed {int(facts.get('venv_bytes', '0')) / mb:.1f} MB"
