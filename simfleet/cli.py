@@ -1,11 +1,11 @@
-"""`python -m simfleet engine|images|up|down|start|stop|status`."""
+"""`python -m simfleet engine|images|up|down|start|stop|status|arm64-check`."""
 
 import argparse
 import time
 
 import docker.errors
 
-from simfleet import engine, fleet, images
+from simfleet import arm64, engine, fleet, images
 
 
 def _engine(args: argparse.Namespace) -> int:
@@ -51,6 +51,10 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if rows and all(row.ready for row in rows) else 1
 
 
+def _arm64_check(args: argparse.Namespace) -> int:
+    return arm64.main(args.release or list(arm64.PI_RELEASES))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("name")
         cmd.set_defaults(func=func)
     sub.add_parser("status", help="state, address and readiness of each Pi").set_defaults(func=_status)
+    check = sub.add_parser(
+        "arm64-check", help="serve each Pi OS release's aarch64 release under qemu; compare with x86_64"
+    )
+    check.add_argument(
+        "--release", action="append", choices=list(arm64.PI_RELEASES), help="repeatable (default: all)"
+    )
+    check.set_defaults(func=_arm64_check)
     args = parser.parse_args(argv)
     if getattr(args, "pis", 1) < 1:
         parser.error("--pis must be at least 1")

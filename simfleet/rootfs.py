@@ -39,6 +39,9 @@ class RootfsSpec:
     packages: tuple[str, ...]
     variant: str = "minbase"
     suite: str = SUITE
+    # A Debian architecture other than the host's (e.g. "arm64", run through qemu-user-static's binfmt_misc
+    # entry); empty means the host's, and leaves the key of every existing recipe unchanged.
+    arch: str = ""
     # Paths this tree's users never touch, removed after debootstrap to make the image smaller.
     drop: tuple[str, ...] = ()
 
@@ -51,6 +54,8 @@ class RootfsSpec:
             "strip": STRIP_PATHS,
             "drop": sorted(self.drop),
         }
+        if self.arch:
+            recipe["arch"] = self.arch
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -97,6 +102,7 @@ def _debootstrap(spec: RootfsSpec, target: Path) -> None:
     cmd = [
         debootstrap,
         f"--variant={spec.variant}",
+        *([f"--arch={spec.arch}"] if spec.arch else []),
         f"--include={','.join(sorted(spec.packages))}",
         spec.suite,
         str(target),
