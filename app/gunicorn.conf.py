@@ -22,14 +22,12 @@ message.RFC9110_5_3_SINGLETON_FIELDS = message.RFC9110_5_3_SINGLETON_FIELDS - {"
 bind = ["127.0.0.1:8000"]
 wsgi_app = "app.wsgi:application"
 
-# Pi 5 (4 cores): 2 single-threaded workers, each running ONNX Runtime (1 intra-op thread) on the thread that
-# parsed the request, keep 2 cores busy under load and leave the rest to EdgeInfer; no thread handoff or GIL
-# convoy per request (app/worker.py says why that was the latency tail). HAILO_PIPELINE_THREADS > 1 brings
-# back gunicorn's gthread pool. HailoRT without hailort.service opens the chip from one process only, so
-# `python -m app` then sets 1 worker (a lock serialises runs).
+# Pi 5 (4 cores): 2 workers x 4 threads with ONNX Runtime (1 intra-op thread each) keeps the cores busy
+# under load while a lone request runs on one core with no pool wake-up cost. HailoRT without hailort.service
+# opens the chip from one process only, so `python -m app` then sets 1 worker (a lock serialises runs).
 workers = int(os.environ.get("HAILO_PIPELINE_WORKERS", "2"))
-threads = int(os.environ.get("HAILO_PIPELINE_THREADS", "1"))
-worker_class = "app.worker.InlineWorker" if threads == 1 else "gthread"
+threads = int(os.environ.get("HAILO_PIPELINE_THREADS", "4"))
+worker_class = "gthread"
 # Never preload: a HailoRT VDevice belongs to the process that opened it, so each worker loads after the fork.
 preload_app = False
 
