@@ -436,7 +436,7 @@ def main() -> int:
         "host": {"cpus": os.cpu_count(), "machine": os.uname().machine, "load_avg_at_start": load},
         "server": {
             "workers": workers,
-            "threads": args.threads or int(os.environ.get("HAILO_PIPELINE_THREADS", "1")),
+            "threads": args.threads or int(os.environ.get("HAILO_PIPELINE_THREADS", "2")),
         },
         "rounds": args.rounds,
         "raw_onnxruntime": raw,
