@@ -5,12 +5,12 @@ Starts the real server (`python -m app` -> gunicorn, loopback only) and the peer
 (scripts/seed_peer.py: FastAPI + uvicorn with its defaults, one process), on the same model file. Both get the
 same client: keep-alive `http.client` connections sending real raw windows (the bundle's calibration windows)
 with EdgeInfer's doubled Content-Type header, at concurrency 1, 4, 8 and 16. The sides take turns, round after
-round (at least 3 each, alternating who goes first); each figure is the best round's, since noise from other
-work on the host only ever slows a round down. In the same run it times raw ONNX Runtime (same file, the app's
-session options, one thread) and prints the ratios against the targets (issue 15):
+round (at least 3 each, alternating who goes first); each level reports its best round (lowest p99), since
+noise from other work on the host only ever slows a round down. In the same run it times raw ONNX Runtime
+(same file, the app's session options, one thread) and prints the ratios against the targets (issue 15):
 
   c=1 p99 <= 0.8 x the peer's and <= raw p50 + 1.0 ms | c=8 throughput >= 1.5 x the peer's, p99 <= the peer's
-  | app worker RSS <= 92 MB
+  | app worker RSS no higher than today's (93.0 MiB measured before issue 15's changes)
 
 The model is ../shared's trained encoder when that file exists (built into a bundle under build/), else the
 project's default bundle. Writes reports/benchmark_infer.json and reports/benchmark_infer.png. Every level is
@@ -48,7 +48,9 @@ TRAINED_CONFIG = TRAINED_MODEL.with_name("model_config.json")
 TARGET_P99_C1_OVER_PEER = 0.8
 TARGET_P99_C1_MARGIN_MS = 1.0
 TARGET_THROUGHPUT_C8_OVER_PEER = 1.5
-TARGET_RSS_MB = 92.0
+# Today's worker (main at 07fd217): 93.0 MiB after this benchmark's load with the trained model on this
+# host, the issue's "about 92"; the changes must not add to it (0.5 MiB is the run-to-run spread).
+TARGET_RSS_MIB = 93.5
 SIDES = ("app", "peer")
 
 
@@ -106,10 +108,10 @@ def raw_onnxruntime(onnx_path: Path, windows: np.ndarray, runs: int, seconds: fl
     return stats
 
 
-def process_rss_mb(pid: int) -> float:
+def process_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1000.0
+            return int(line.split()[1]) / 1024.0
     raise ValueError(f"no VmRSS for pid {pid}")
 
 
@@ -118,7 +120,7 @@ class Server(AppProcess):
 
     def worker_rss(self) -> dict[str, float]:
         return {
-            s.labels["pid"]: s.value / 1e6
+            s.labels["pid"]: s.value / 2**20
             for s in self.samples()
             if s.name == "hailo_pipeline_worker_resident_memory_bytes"
         }
@@ -171,8 +173,8 @@ class Peer:
                 time.sleep(0.1)
         raise SystemExit(f"peer not listening within {timeout}s; see {self.log.name}")
 
-    def rss_mb(self) -> float:
-        return process_rss_mb(self.process.pid)
+    def rss_mib(self) -> float:
+        return process_rss_mib(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -253,7 +255,7 @@ def app_round(server: Server, bodies: list[bytes], requests: int, seconds: float
         level["model_mean_ms"] = (
             1000 * (after["model_s"] - before["model_s"]) / max(after["model_n"] - before["model_n"], 1)
         )
-        level["rss_mb"] = max(server.worker_rss().values())
+        level["rss_mib"] = max(server.worker_rss().values())
         levels.append(level)
     return levels
 
@@ -262,21 +264,18 @@ def peer_round(peer: Peer, bodies: list[bytes], requests: int, seconds: float) -
     levels = []
     for concurrency in CONCURRENCY:
         level = load_level(peer.port, bodies, concurrency, requests, seconds)
-        level["rss_mb"] = peer.rss_mb()
+        level["rss_mib"] = peer.rss_mib()
         levels.append(level)
     return levels
 
 
 def best_of(rounds: list[list[dict]]) -> list[dict]:
-    """Per level, each figure's best over the rounds (lowest latency, highest throughput, lowest RSS): noise
-    from other work on the host only ever makes a round worse."""
+    """Per level, the best round (lowest p99), whole: noise from other work on the host only ever makes a
+    round worse. RSS is no timing: the highest reading of any round counts, and errors of every round."""
     best = []
     for per_level in zip(*rounds, strict=True):
-        level = dict(per_level[0])
-        for key in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "in_worker_mean_ms", "model_mean_ms", "rss_mb"):
-            if key in level:
-                level[key] = min(r[key] for r in per_level)
-        level["throughput_per_s"] = max(r["throughput_per_s"] for r in per_level)
+        level = dict(min(per_level, key=lambda r: r["p99_ms"]))
+        level["rss_mib"] = max(r["rss_mib"] for r in per_level)
         level["errors"] = sum(r["errors"] for r in per_level)
         best.append(level)
     return best
@@ -306,9 +305,9 @@ def print_table(best: dict[str, list[dict]]) -> None:
             f"{ours['throughput_per_s'] / theirs['throughput_per_s']:11.2f}"
         )
         print("   ".join(row))
-    app_rss = max(lv["rss_mb"] for lv in best["app"])
-    peer_rss = max(lv["rss_mb"] for lv in best["peer"])
-    print(f"RSS: app {app_rss:.0f} MB per worker, peer {peer_rss:.0f} MB (its one process)")
+    app_rss = max(lv["rss_mib"] for lv in best["app"])
+    peer_rss = max(lv["rss_mib"] for lv in best["peer"])
+    print(f"RSS: app {app_rss:.1f} MiB per worker, peer {peer_rss:.1f} MiB (its one process)")
 
 
 def plot(report: dict, path: Path) -> None:
@@ -346,7 +345,7 @@ def plot(report: dict, path: Path) -> None:
 def judge(best: dict[str, list[dict]], raw: dict[str, float]) -> dict[str, dict]:
     ours = {lv["concurrency"]: lv for lv in best["app"]}
     theirs = {lv["concurrency"]: lv for lv in best["peer"]}
-    rss = max(lv["rss_mb"] for lv in best["app"])
+    rss = max(lv["rss_mib"] for lv in best["app"])
     checks = {
         "p99_c1_over_peer": (ours[1]["p99_ms"] / theirs[1]["p99_ms"], "<=", TARGET_P99_C1_OVER_PEER),
         "p99_c1_minus_raw_p50_ms": (ours[1]["p99_ms"] - raw["p50_ms"], "<=", TARGET_P99_C1_MARGIN_MS),
@@ -356,7 +355,7 @@ def judge(best: dict[str, list[dict]], raw: dict[str, float]) -> dict[str, dict]
             TARGET_THROUGHPUT_C8_OVER_PEER,
         ),
         "p99_c8_over_peer": (ours[8]["p99_ms"] / theirs[8]["p99_ms"], "<=", 1.0),
-        "max_worker_rss_mb": (rss, "<=", TARGET_RSS_MB),
+        "max_worker_rss_mib": (rss, "<=", TARGET_RSS_MIB),
     }
     return {
         name: {
