@@ -16,7 +16,7 @@ ENV_DOC = {
     "HAILO_PIPELINE_BACKEND": "auto | hailort | onnxruntime (default auto)",
     "HAILO_PIPELINE_LOG_LEVEL": "DEBUG | INFO | WARNING | ERROR (default INFO)",
     "HAILO_PIPELINE_WORKERS": "gunicorn worker processes (default: 2, or 1 for HailoRT without the service)",
-    "HAILO_PIPELINE_THREADS": "threads per worker (default 4)",
+    "HAILO_PIPELINE_THREADS": "threads per worker (default 2)",
     "HAILO_PIPELINE_INFER_TIMEOUT_MS": "timeout of one HailoRT run (default 40: EdgeInfer gives up at 45 ms)",
     "HAILO_PIPELINE_HAILO_MULTI_PROCESS": "true: share the chip through hailort.service (default false)",
     "HAILO_PIPELINE_HAILO_GROUP_ID": "VDevice group id with the multi-process service (default SHARED)",

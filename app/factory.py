@@ -41,12 +41,11 @@ def create_app(config: AppConfig, start_loading: bool = True) -> Flask:
     @app.after_request
     def record(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(
-            endpoint=endpoint, method=request.method, status=str(response.status_code)
-        ).inc()
+        requests, latency = metrics.request_series(endpoint, request.method, response.status_code)
+        requests.inc()
         started = g.get("started")
         if started is not None:
-            metrics.REQUEST_LATENCY.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+            latency.observe(time.perf_counter() - started)
         if response.status_code >= 400:
             metrics.count_error(response.status_code, g.get("error_kind", "unknown"))
         metrics.sample_worker_rss()

@@ -22,11 +22,14 @@ message.RFC9110_5_3_SINGLETON_FIELDS = message.RFC9110_5_3_SINGLETON_FIELDS - {"
 bind = ["127.0.0.1:8000"]
 wsgi_app = "app.wsgi:application"
 
-# Pi 5 (4 cores): 2 workers x 4 threads with ONNX Runtime (1 intra-op thread each) keeps the cores busy
-# under load while a lone request runs on one core with no pool wake-up cost. HailoRT without hailort.service
-# opens the chip from one process only, so `python -m app` then sets 1 worker (a lock serialises runs).
+# Pi 5 (4 cores): 2 workers x 2 threads, ONNX Runtime on 1 intra-op thread each: at most 4 inferences at once,
+# one per core. Two threads let one request parse and serialise while the other runs the model (GIL released);
+# a third and fourth only queue for the GIL behind them, which measured as the c=8 latency tail (issue 15:
+# 4 threads lost to 2 on p99 and throughput; so did a tried single-threaded worker). HailoRT without
+# hailort.service opens the chip from one process only, so `python -m app` then sets 1 worker (a lock
+# serialises runs).
 workers = int(os.environ.get("HAILO_PIPELINE_WORKERS", "2"))
-threads = int(os.environ.get("HAILO_PIPELINE_THREADS", "4"))
+threads = int(os.environ.get("HAILO_PIPELINE_THREADS", "2"))
 worker_class = "gthread"
 # Never preload: a HailoRT VDevice belongs to the process that opened it, so each worker loads after the fork.
 preload_app = False

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from prometheus_client import (
@@ -91,8 +92,24 @@ HAILO_DEVICE_INFO = Gauge(
 )
 
 # Both outcomes exist at 0 from the start, so rate() and ratios see a series before the first failure.
-for _outcome in ("success", "failure"):
-    INFERENCES.labels(outcome=_outcome)
+INFERENCE_SUCCESS = INFERENCES.labels(outcome="success")
+INFERENCE_FAILURE = INFERENCES.labels(outcome="failure")
+
+
+# labels() costs several times the increment it serves (it formats and checks every label value on each
+# call), so the request path looks each label set up once. Bounded: a client picks the method it sends.
+@lru_cache(maxsize=256)
+def request_series(endpoint: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    return (
+        REQUESTS.labels(endpoint=endpoint, method=method, status=str(status)),
+        REQUEST_LATENCY.labels(endpoint=endpoint),
+    )
+
+
+@lru_cache(maxsize=4)
+def model_latency(backend: str) -> Histogram:
+    return MODEL_LATENCY.labels(backend=backend)
+
 
 _rss_gauge: Gauge | None = None
 _rss_lock = threading.Lock()

@@ -180,7 +180,7 @@ class ModelService:
             self._last_failure = f"{exc.kind}: {exc}"
             raise
         self._failures = 0
-        metrics.MODEL_LATENCY.labels(backend=served.backend.name).observe(time.perf_counter() - started)
+        metrics.model_latency(served.backend.name).observe(time.perf_counter() - started)
         return result
 
     def health(self) -> tuple[int, dict[str, object]]:

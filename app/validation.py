@@ -17,7 +17,11 @@ from app.input_ranges import CHANNEL_ORDER, InputRanges
 
 ROWS, COLUMNS = WINDOW_SHAPE
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-NUMBER_TYPES = {float, int}
+# The bytes a plain {"x": [[numbers]]} body is made of, besides its one key: no strings, booleans, nulls or
+# other objects. Deleting them from the body and finding {"x":} left is a C-speed proof that every leaf is a
+# JSON number, which spares the per-value type pass (the slowest part of a valid body's checks).
+_NUMERIC_BYTES = b"0123456789+-.eE[], \t\r\n"
+_NUMERIC_SKELETON = b'{"x":}'
 
 
 def bad(code: str, message: str) -> ApiError:
@@ -72,7 +76,9 @@ def parse_window(request: Request, ranges: InputRanges | None = None) -> np.ndar
         raise bad("invalid_body", f'expected a JSON object {{"x": ...}}, got {type(document).__name__}')
     if "x" not in document:
         raise bad("missing_x", 'the JSON object has no "x" key; expected {"x": [[9 numbers] x 100]}')
-    return window_from(document["x"], ranges)
+    return window_from(
+        document["x"], ranges, numbers_only=body.translate(None, _NUMERIC_BYTES) == _NUMERIC_SKELETON
+    )
 
 
 @lru_cache(maxsize=4)
@@ -80,21 +86,24 @@ def _bounds(ranges: InputRanges) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ranges.low, np.float64), np.asarray(ranges.high, np.float64)
 
 
-def window_from(x: object, ranges: InputRanges | None = None) -> np.ndarray:
-    """The float32 window; ``ranges`` (the served bundle's) is None only before a model is loaded."""
+def window_from(x: object, ranges: InputRanges | None = None, numbers_only: bool = False) -> np.ndarray:
+    """The float32 window; ``ranges`` (the served bundle's) is None only before a model is loaded;
+    ``numbers_only``: the body is known to hold JSON numbers and lists only (parse_window's byte check)."""
     if not isinstance(x, list):
         raise bad("invalid_x", f"x must be a list of {ROWS} rows, got {type(x).__name__}")
     if len(x) != ROWS:
         raise bad("wrong_row_count", f"x must have exactly {ROWS} rows, got {len(x)}")
-    # Fast path for the usual valid body (one type pass, one vectorised range check: ~4x cheaper than the
-    # element-wise walk below, which only runs to name the first problem).
-    if (
-        all(type(row) is list and len(row) == COLUMNS for row in x)
-        and {type(v) for row in x for v in row} <= NUMBER_TYPES
+    # Fast path for the usual valid body (one vectorised conversion and range check: ~4x cheaper than the
+    # element-wise walk below, which only runs to name the first problem). type(), not isinstance(): bool is
+    # an int subclass, and true/false are not sensor readings.
+    if numbers_only or all(
+        type(row) is list and all(type(v) is float or type(v) is int for v in row) for row in x
     ):
         try:
             values = np.array(x, dtype=np.float64)
-        except OverflowError:  # an integer beyond float64
+        except (OverflowError, ValueError):  # an integer beyond float64; ragged or deeper-nested rows
+            values = None
+        if values is not None and values.shape != WINDOW_SHAPE:
             values = None
         # NaN fails the comparisons too, so this also rejects NaN/Infinity (e.g. 1e999 parses to inf).
         if values is not None:

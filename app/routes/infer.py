@@ -26,9 +26,9 @@ def infer() -> Response:
     except NotReady as exc:
         raise ApiError(503, "not_ready", f"model is not ready: {exc}") from None
     except BackendError as exc:
-        metrics.INFERENCES.labels(outcome="failure").inc()
+        metrics.INFERENCE_FAILURE.inc()
         raise ApiError(503, exc.kind, str(exc)) from None
-    metrics.INFERENCES.labels(outcome="success").inc()
+    metrics.INFERENCE_SUCCESS.inc()
     return json_response(
         {
             "latent": result.latent.tolist(),

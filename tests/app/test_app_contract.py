@@ -83,6 +83,8 @@ BAD_BODIES = [
     ("bool value", json.dumps({"x": rows(True)}), 400, "not_a_number", "boolean"),
     ("null value", json.dumps({"x": rows(None)}), 400, "not_a_number", "null"),
     ("nested list value", json.dumps({"x": rows([1.0])}), 400, "not_a_number", "x[3][4]"),
+    # Numbers and brackets only, so it passes parse_window's byte check: the shape check must still catch it.
+    ("every value a list", json.dumps({"x": [[[0.5]] * 9] * 100}), 400, "not_a_number", "x[0][0]"),
     ("NaN", json.dumps({"x": rows(float("nan"))}), 400, "non_finite", "NaN"),
     ("Infinity", json.dumps({"x": rows(float("inf"))}), 400, "non_finite", "Infinity"),
     ("-Infinity", json.dumps({"x": rows(float("-inf"))}), 400, "non_finite", "-Infinity"),
