@@ -220,8 +220,10 @@ def test_a_bundle_damaged_on_the_control_host_after_the_build_is_refused_before_
             data[len(data) // 2] ^= 0xFF
             path.write_bytes(bytes(data))
     assert damaged
-    failure = run.failure_messages().get(CANARY, "")
-    assert "Preflight |" in failure and BUNDLE_FILE in failure and "sha256" in failure, failure
+    refusals = failed(run, CANARY, "Preflight | every control-host bundle file matches")
+    assert refusals, run.failure_messages()
+    refusal = str((refusals[-1].get("event_data") or {}).get("res", {}).get("msg", ""))
+    assert BUNDLE_FILE in refusal and "sha256" in refusal and "refused" in refusal, refusal
     # Refused on the control host: nothing was ever copied to the canary, not even a copy later removed.
     assert not started(run, CANARY, "Bundle |") and not started(run, CANARY, "Release | the root folder")
     assert_refused_on_canary(fleet, run, before)
