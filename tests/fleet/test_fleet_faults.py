@@ -1,17 +1,15 @@
-"""End-to-end deploy faults (issue 12): a disk that fills during the copy, a bundle damaged on the control
-host, power lost right after the `current` switch, and the SSH connection cut mid-copy.
+"""End-to-end deploy faults (issue 12): a disk that fills during the copy and a bundle damaged on the control
+host after the build.
 
 Each fault hits the canary (hp-pi-1), so a failed canary stops the rollout and the other Pis are left
 alone; each test ends with every Pi on a verified release (the new one or the one before), EdgeInfer on the
 real model at the app's URL, nothing lost, and a next run that converges. Each test deploys its own model
-version (a new bundle is what gets copied). The last test converges the whole fleet, so the next file starts
-from one release.
+version (a new bundle is what gets copied).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,64 +225,5 @@ def test_a_bundle_damaged_on_the_control_host_after_the_build_is_refused_before_
     # Refused on the control host: nothing was ever copied to the canary, not even a copy later removed.
     assert not started(run, CANARY, "Bundle |") and not started(run, CANARY, "Release | the root folder")
     assert_refused_on_canary(fleet, run, before)
-    converge(fleet, play, extravars)
-
-
-def test_power_lost_right_after_the_current_switch_boots_into_a_consistent_release(
-    fleet: Fleet, play, tmp_path
-):
-    extravars = new_model(tmp_path, 1.13)
-    killed: list[str] = []
-
-    def pull_the_plug(event: dict[str, Any]) -> None:
-        if not killed and task_event(event, "runner_on_ok", CANARY, "Activate | switch current"):
-            fleet.client.containers.get(CANARY).kill()
-            killed.append(CANARY)
-
-    run = play(extravars, on_event=pull_the_plug)
-    new = built_release()["release"]
-    assert killed, "the deploy never reached the canary's switch"
-    assert run.rc != 0 and run.hosts_with("dark") == {CANARY}
-    fleet.start(CANARY)
-    fleet.wait_ssh(CANARY)
-    # It boots on what the switch wrote: current, history.json and RELEASE.json agree and the app serves it.
-    assert current(fleet, CANARY) == new
-    assert history(fleet, CANARY)["current"] == new
-    assert_verified(fleet, CANARY)
-    for pi in (PI2, PI3):
-        assert_verified(fleet, pi)
-    assert converge(fleet, play, extravars) == new
-
-
-def test_the_ssh_connection_cut_mid_copy_fails_that_pi_cleanly_and_a_rerun_converges(
-    fleet: Fleet, play, tmp_path
-):
-    extravars = new_model(tmp_path, 1.14)
-    before = {pi: snapshot(fleet, pi) for pi in fleet.names}
-    # Longer than ssh's ServerAlive budget (5 s x 3, ansible.cfg) plus a reconnect's timeout: the Pi is lost.
-    drop = (
-        "iptables -I INPUT -p tcp --dport 22 -j DROP && sleep 40; iptables -D INPUT -p tcp --dport 22 -j DROP"
-    )
-    cuts: list[threading.Thread] = []
-
-    def cut_ssh(event: dict[str, Any]) -> None:
-        if not cuts and task_event(event, "runner_on_start", CANARY, "Bundle | copy the model bundle"):
-            cuts.append(threading.Thread(target=fleet.sh, args=(CANARY, drop), daemon=True))
-            cuts[0].start()
-
-    run = play(extravars, on_event=cut_ssh)
-    assert cuts, "the deploy never reached the canary's bundle copy"
-    cuts[0].join(timeout=90)
-    assert run.rc != 0 and CANARY in run.hosts_with("dark"), run.stats
-    copied = [
-        e for e in run.events if task_event(e, "runner_on_ok", CANARY, "Bundle | copy the model bundle")
-    ]
-    assert not copied, "the connection was cut only after the copy had finished"
-    # Whatever the cut left behind is unreferenced: current, its history and its parts are as before.
-    for pi in fleet.names:
-        assert {**snapshot(fleet, pi), "bundles": None} == {**before[pi], "bundles": None}, pi
-        assert_verified(fleet, pi)
-    release = converge(fleet, play, extravars, limit=None)
-    for pi in fleet.names:
-        assert_no_partial_parts(fleet, pi)
-        assert history(fleet, pi)["current"] == release
+    # The whole fleet this time, so the next file starts from one release.
+    converge(fleet, play, extravars, limit=None)
