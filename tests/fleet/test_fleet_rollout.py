@@ -352,7 +352,7 @@ def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_conver
 
     def watch(event: dict[str, Any]) -> None:
         # Kill once the rolling batch is inside the app switch (current symlink / history / restart).
-        if any(starts_task(event, pi, "Activate | rename current.tmp") for pi in (PI2, PI3)):
+        if any(starts_task(event, pi, "Activate | switch current") for pi in (PI2, PI3)):
             seen.append("switching")
 
     extravars = {"model_config": STATE["config_c"]}
