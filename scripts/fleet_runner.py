@@ -69,6 +69,7 @@ def run_playbook(
     extravars: Mapping[str, Any] | None = None,
     limit: str | None = None,
     tags: str | None = None,
+    check: bool = False,
     cancel_when: Callable[[], bool] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     root: Path = REPO,
@@ -96,6 +97,8 @@ def run_playbook(
             extravars=dict(extravars or {}),
             limit=limit,
             tags=tags,
+            # --check --diff: what an operator runs to see what a real run would change.
+            cmdline="--check --diff" if check else None,
             envvars={
                 "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
                 "ANSIBLE_FORCE_COLOR": "0",

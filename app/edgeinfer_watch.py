@@ -1,0 +1,130 @@
+"""The EdgeInfer watch: is EdgeInfer answering with the model right now? Run by a systemd timer on each Pi.
+
+    python -m app.edgeinfer_watch --metadata /opt/hailo_pipeline/current/bundle/model_metadata.json \
+        --out /var/lib/hailo-inference-watch/edgeinfer.prom
+
+EdgeInfer hides a failing backend: it answers random stub output with 200 (docs in the health role). So the
+watch posts the bundle's golden window to the app and through EdgeInfer, and EdgeInfer "answers with the
+model" only when one of its answers carries the app's latent (float32 rounding apart; the stub never comes
+near). The result goes to a Prometheus textfile the metrics listener serves; HailoPipelineEdgeInferFallback
+alerts on it. Standard library only. The exit code is non-zero only when the watch cannot run (unreadable
+metadata, unwritable output): then the textfile's timestamp goes stale, which HailoPipelineEdgeInferWatchStale
+alerts on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# EdgeInfer re-encodes the app's float32 latent; its stub output differs by orders of magnitude more.
+SAME_MAX_ABS = 1e-5
+
+
+def post_latent(url: str, window: list[list[float]], length: int, timeout_s: float) -> list[float] | None:
+    """POST {"x": window}; the answer's finite latent of `length`, or None for any failure."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"x": window}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
+        return None
+    latent = answer.get("latent") if isinstance(answer, dict) else None
+    if not isinstance(latent, list) or len(latent) != length:
+        return None
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in latent):
+        return None
+    return [float(v) for v in latent]
+
+
+def edgeinfer_answers_with_model(
+    app: list[float] | None, edgeinfer: list[list[float] | None], same_max_abs: float = SAME_MAX_ABS
+) -> bool:
+    """True when the app answered and one EdgeInfer answer carries its latent (a single real one suffices:
+    a stub answer among real ones is a one-off timeout, not a fallback)."""
+    if app is None:
+        return False  # EdgeInfer calls the app: with no app answer, whatever EdgeInfer says is its stub
+    return any(
+        latent is not None and max(abs(a - b) for a, b in zip(latent, app, strict=True)) <= same_max_abs
+        for latent in edgeinfer
+    )
+
+
+def textfile(app_ok: bool, model_ok: bool, now: float) -> str:
+    return (
+        "# HELP hailo_pipeline_edgeinfer_model_answers Whether EdgeInfer answered the golden window with "
+        "the model (1) or with its stub (0), at the last watch run\n"
+        "# TYPE hailo_pipeline_edgeinfer_model_answers gauge\n"
+        f"hailo_pipeline_edgeinfer_model_answers {int(model_ok)}\n"
+        "# HELP hailo_pipeline_edgeinfer_watch_app_answers Whether the app answered the golden window at the "
+        "last watch run\n"
+        "# TYPE hailo_pipeline_edgeinfer_watch_app_answers gauge\n"
+        f"hailo_pipeline_edgeinfer_watch_app_answers {int(app_ok)}\n"
+        "# HELP hailo_pipeline_edgeinfer_watch_timestamp_seconds When the watch last ran (Unix time)\n"
+        "# TYPE hailo_pipeline_edgeinfer_watch_timestamp_seconds gauge\n"
+        f"hailo_pipeline_edgeinfer_watch_timestamp_seconds {now:.3f}\n"
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    # The listener may read at any moment: it must see the old file or the new one, never half of one.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--metadata", type=Path, required=True, help="the served bundle's model_metadata.json"
+    )
+    parser.add_argument("--app-url", default="http://127.0.0.1:8000/infer", help="the app's POST /infer URL")
+    parser.add_argument(
+        "--edgeinfer-url",
+        default="http://127.0.0.1:8080/api/v1/analysis/infer",
+        help="EdgeInfer's POST /api/v1/analysis/infer URL",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="Prometheus textfile to write (*.prom)")
+    parser.add_argument(
+        "--tries", type=int, default=3, help="EdgeInfer calls per run (one real answer suffices)"
+    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per HTTP call")
+    args = parser.parse_args(argv)
+    try:
+        golden = json.loads(args.metadata.read_text())["golden"]
+        window, length = golden["window"], len(golden["latent"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"edgeinfer_watch: no golden window in {args.metadata}: {exc!r}", file=sys.stderr)
+        return 2
+    app = post_latent(args.app_url, window, length, args.timeout)
+    edgeinfer = [
+        post_latent(args.edgeinfer_url, window, length, args.timeout) for _ in range(max(args.tries, 1))
+    ]
+    model_ok = edgeinfer_answers_with_model(app, edgeinfer)
+    try:
+        write_atomically(args.out, textfile(app is not None, model_ok, time.time()))
+    except OSError as exc:
+        print(f"edgeinfer_watch: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"edgeinfer_watch: app {'answered' if app else 'did not answer'}; EdgeInfer answers with "
+        f"{'the model' if model_ok else 'its stub'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
