@@ -199,8 +199,8 @@ def test_prometheus_scrapes_every_pi_and_an_app_stopped_behind_edgeinfer_fires_i
         assert "hailo_pipeline_edgeinfer_model_answers 0" in watch
         assert "hailo_pipeline_edgeinfer_watch_app_answers 0" in watch
 
+        # From here the Pi's own timer runs the watch: starting it on every poll trips systemd's start limit.
         def both_fire() -> bool:
-            run_watch(deployed, PI2)  # as the timer would, but without waiting for it
             return (
                 {PI2}
                 == prometheus.firing("HailoPipelineBackendDown")
@@ -217,12 +217,11 @@ def test_prometheus_scrapes_every_pi_and_an_app_stopped_behind_edgeinfer_fires_i
         time.sleep(2)
 
     def resolved() -> bool:
-        run_watch(deployed, PI2)
         return not prometheus.firing("HailoPipelineBackendDown") | prometheus.firing(
             "HailoPipelineEdgeInferFallback"
         )
 
-    prometheus.wait("the alerts resolved once the app is back", resolved, timeout_s=90)
+    prometheus.wait("the alerts resolved once the app is back", resolved, timeout_s=150)
 
 
 def changed_tasks(run: PlaybookRun, host: str) -> list[str]:
