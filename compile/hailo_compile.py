@@ -72,16 +72,7 @@ def dfc_version(python: str | None = None) -> str | None:
     """The DFC's version as the interpreter that will run it reports it, or None when it has no DFC."""
     if python is None:
         return dfc_stage.installed_dfc_version()
-    try:
-        done = subprocess.run(
-            [python, "-m", "compile.dfc_stage", "--version"],
-            capture_output=True,
-            text=True,
-            env=_stage_env(),
-            check=False,
-        )
-    except OSError as exc:
-        raise CompileError(f"DFC interpreter {python}: cannot run it ({exc.strerror})") from None
+    done = _in_dfc_python(python, "--version")
     if done.returncode != 0:
         raise CompileError(
             f"DFC interpreter {python}: `-m compile.dfc_stage --version` failed: {_tail(done)}"
@@ -163,22 +154,27 @@ def _run_stage(request: dict[str, Any], work: Path, python: str | None) -> dict[
     if python is None:
         code = dfc_stage.main([str(request_file)])
     else:
-        try:
-            done = subprocess.run(
-                [python, "-m", "compile.dfc_stage", str(request_file)],
-                capture_output=True,
-                text=True,
-                env=_stage_env(),
-                check=False,
-            )
-        except OSError as exc:
-            raise CompileError(f"DFC interpreter {python}: cannot run it ({exc.strerror})") from None
+        done = _in_dfc_python(python, str(request_file))
         code = done.returncode
         if code == 2 or not (work / dfc_stage.RESPONSE_FILE).exists():
             raise CompileError(f"DFC stage in {python} exited {code} without a response: {_tail(done)}")
     if code == 2:
         raise CompileError(f"DFC stage refused the request {request_file}")
     return json.loads((work / dfc_stage.RESPONSE_FILE).read_text())
+
+
+def _in_dfc_python(python: str, argument: str) -> subprocess.CompletedProcess[str]:
+    """`python -m compile.dfc_stage ARGUMENT` in the DFC's interpreter."""
+    try:
+        return subprocess.run(
+            [python, "-m", "compile.dfc_stage", argument],
+            capture_output=True,
+            text=True,
+            env=_stage_env(),
+            check=False,
+        )
+    except OSError as exc:
+        raise CompileError(f"DFC interpreter {python}: cannot run it ({exc.strerror})") from None
 
 
 def _stage_env() -> dict[str, str]:
