@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from app_process import AppProcess
+from app_process import AppProcess, free_loopback_port, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -145,9 +145,7 @@ class Peer:
     """The seed's design (scripts/seed_peer.py) under uvicorn with its defaults, on a free loopback port."""
 
     def __init__(self, bundle: Path, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_loopback_port()
         command = [
             sys.executable, "-m", "uvicorn", "seed_peer:app", "--app-dir", str(REPO / "scripts"),
             "--host", "127.0.0.1", "--port", str(self.port),
@@ -177,12 +175,7 @@ class Peer:
         return process_rss_mib(self.process.pid)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_server(self.process)
         self.log.close()
 
 
