@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,19 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def post_infer(
+    conn: http.client.HTTPConnection, body: bytes, headers: Sequence[tuple[str, str]]
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """One POST /infer with exactly these headers (a repeated name is sent twice, as EdgeInfer does)."""
+    conn.putrequest("POST", "/infer", skip_accept_encoding=True)
+    for name, value in headers:
+        conn.putheader(name, value)
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    response = conn.getresponse()
+    return response, response.read()
 
 
 class AppProcess:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from app_process import AppProcess, free_loopback_port, stop_server
+from app_process import AppProcess, free_loopback_port, post_infer, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -185,13 +185,8 @@ HEADERS = (("Content-Type", "application/json"), ("Content-Type", "application/j
 
 def exchange(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
     """One POST /infer on a keep-alive http.client connection (reconnects by itself if the server closed)."""
-    conn.putrequest("POST", "/infer", skip_accept_encoding=True)
-    for name, value in HEADERS:
-        conn.putheader(name, value)
-    conn.putheader("Content-Length", str(len(body)))
-    conn.endheaders(body)
-    response = conn.getresponse()
-    return response.status, response.read()
+    response, payload = post_infer(conn, body, HEADERS)
+    return response.status, payload
 
 
 def load_level(port: int, bodies: list[bytes], concurrency: int, requests: int, seconds: float) -> dict:

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from app_process import AppProcess
+from app_process import AppProcess, post_infer
 
 REPO = Path(__file__).resolve().parents[1]
 JSON_TWICE = [("Content-Type", "application/json")] * 2  # as EdgeInfer sends it
@@ -92,13 +92,7 @@ def client(
         try:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.putrequest("POST", "/infer", skip_accept_encoding=True)
-            for name, value in headers:
-                conn.putheader(name, value)
-            conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
-            response = conn.getresponse()
-            response.read()
+            response, _ = post_infer(conn, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             tally.add(0, f"dropped connection: {type(exc).__name__}: {exc}")
             conn = None
