@@ -7,6 +7,8 @@ them and the interpreter they target) and the bundle (by version). The manifest 
 
     python scripts/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64 \
         --python 3.13 --glibc 2.41
+    python scripts/build_release.py --bundle build/bundles/tcn-ba9876543210 --platform aarch64 \
+        --reuse-from build/release.json   # model-only: the previous runtime, checked, not rebuilt
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 # Defaults: Raspberry Pi OS bookworm (CPython 3.11, glibc 2.36). Trixie is --python 3.13 --glibc 2.41.
@@ -39,6 +42,11 @@ PI_CONSTRAINTS = {
 SOURCE_DATE_EPOCH = "315532800"
 # What the app wheel is built from; building a copy keeps setuptools' build/ folder out of ours.
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "app", "compile")
+# The manifest's runtime part: what a model-only release takes over from the previous manifest.
+RUNTIME_KEYS = (
+    "runtime_id", "wheelhouse_dir", "wheels", "wheel_bytes", "installed_bytes", "app_version",
+    "platform", "python",
+)  # fmt: skip
 
 
 class ReleaseError(Exception):
@@ -144,20 +152,8 @@ def app_version(app_wheel: Path) -> str:
     return app_wheel.name.split("-")[1]
 
 
-def build_release(
-    bundle: Path,
-    arch: str,
-    out: Path,
-    manifest: Path,
-    python: str = DEFAULT_PYTHON,
-    glibc: str = DEFAULT_GLIBC,
-) -> dict[str, str]:
-    constraints_for(python)  # an unpinned Python is refused before anything is built
-    bundle = bundle.resolve()
-    if not (bundle / "model_metadata.json").is_file():
-        raise ReleaseError(f"{bundle} is not a bundle folder (no model_metadata.json)")
-    bundle_version = read_bundle_version(bundle)
-
+def build_runtime(out: Path, arch: str, python: str, glibc: str) -> dict[str, Any]:
+    """Build the app wheel and download its dependencies into OUT/runtimes/<runtime id>/."""
     # One folder per runtime id: a release that changes only the model reuses the runtime folder as it is.
     runtimes = out / "runtimes"
     runtimes.mkdir(parents=True, exist_ok=True)
@@ -174,14 +170,7 @@ def build_release(
             staging.rename(wheelhouse)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-    # The manifest names both parts and their checksums; the Pi refers to a part only after checking them.
-    release = {
-        "release": f"{bundle_version}-{rid}",
-        "bundle_version": bundle_version,
-        "bundle_dir": str(bundle),
-        "bundle_metadata_sha256": hashlib.sha256((bundle / "model_metadata.json").read_bytes()).hexdigest(),
-        "bundle_bytes": tree_bytes(bundle),
+    return {
         "runtime_id": rid,
         "wheelhouse_dir": str(wheelhouse),
         "wheels": checksums,
@@ -191,8 +180,80 @@ def build_release(
         "platform": arch,
         "python": python,
     }
+
+
+def reusable_runtime(previous: Path, arch: str, python: str) -> tuple[dict[str, Any] | None, str]:
+    """The runtime part of an earlier manifest while it is still what a build would make (same target, its
+    wheels intact, no wheel source edited since), else None: a model-only release then costs no wheel build or
+    download, and its name is known before anything is built (what `--check` predicts)."""
+    try:
+        manifest = json.loads(previous.read_text())
+        part = {key: manifest[key] for key in RUNTIME_KEYS}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"{previous} is not a release manifest ({type(exc).__name__})"
+    if (part["platform"], part["python"]) != (arch, python):
+        return None, f"{previous} is for {part['platform']} CPython {part['python']}"
+    built = previous.stat().st_mtime
+    edited = [path for path in source_files() if path.stat().st_mtime > built]
+    if edited:
+        return None, f"{edited[0].relative_to(REPO)} changed since {previous}"
+    wheelhouse = Path(part["wheelhouse_dir"])
+    if not wheelhouse.is_dir() or wheel_checksums(wheelhouse) != part["wheels"]:
+        return None, f"{wheelhouse} no longer holds the wheels {previous} lists"
+    if runtime_id(part["wheels"], arch, python) != part["runtime_id"]:
+        return None, f"{previous}'s runtime_id does not match its wheels"
+    return part, f"reusing runtime {part['runtime_id']} of {previous}"
+
+
+def source_files() -> list[Path]:
+    """Every file a runtime is built from: the wheel sources, this script and the pins."""
+    roots = [REPO / name for name in WHEEL_SOURCES] + [Path(__file__).resolve(), *PI_CONSTRAINTS.values()]
+    return [
+        path
+        for root in roots
+        for path in ([root] if root.is_file() else sorted(root.rglob("*")))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+
+
+def build_release(
+    bundle: Path,
+    arch: str,
+    out: Path,
+    manifest: Path,
+    python: str = DEFAULT_PYTHON,
+    glibc: str = DEFAULT_GLIBC,
+    reuse_from: Path | None = None,
+) -> dict[str, Any]:
+    constraints_for(python)  # an unpinned Python is refused before anything is built
+    bundle = bundle.resolve()
+    if not (bundle / "model_metadata.json").is_file():
+        raise ReleaseError(f"{bundle} is not a bundle folder (no model_metadata.json)")
+    bundle_version = read_bundle_version(bundle)
+    runtime = None
+    if reuse_from is not None:
+        runtime, reason = reusable_runtime(reuse_from, arch, python)
+        print(reason if runtime else f"building a runtime: {reason}", file=sys.stderr)
+    built = runtime is None
+    if built:
+        runtime = build_runtime(out, arch, python, glibc)
+
+    # The manifest names both parts and their checksums; the Pi refers to a part only after checking them.
+    release = {
+        "release": f"{bundle_version}-{runtime['runtime_id']}",
+        "bundle_version": bundle_version,
+        "bundle_dir": str(bundle),
+        "bundle_metadata_sha256": hashlib.sha256((bundle / "model_metadata.json").read_bytes()).hexdigest(),
+        "bundle_bytes": tree_bytes(bundle),
+        **runtime,
+    }
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(release, indent=2) + "\n")
+    text = json.dumps(release, indent=2) + "\n"
+    # The manifest's time says no wheel source was edited after it: kept when reused, renewed when built.
+    if not manifest.is_file() or manifest.read_text() != text:
+        manifest.write_text(text)
+    elif built:
+        os.utime(manifest)
     return release
 
 
@@ -224,10 +285,17 @@ def main(argv: list[str] | None = None) -> int:
         help="glibc of the Pis' Debian release: the newest manylinux tag allowed (default: %(default)s)",
     )
     parser.add_argument("--manifest", type=Path, help="manifest path (default: OUT/release.json)")
+    parser.add_argument(
+        "--reuse-from",
+        type=Path,
+        help="an earlier manifest whose runtime is reused while it is still current (else one is built)",
+    )
     args = parser.parse_args(argv)
     manifest = args.manifest or args.out / "release.json"
     try:
-        release = build_release(args.bundle, args.platform, args.out, manifest, args.python, args.glibc)
+        release = build_release(
+            args.bundle, args.platform, args.out, manifest, args.python, args.glibc, args.reuse_from
+        )
     except ReleaseError as exc:
         print(f"build_release: {exc}", file=sys.stderr)
         return 1

@@ -19,11 +19,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet
+from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_release, write_model_config
 
 pytestmark = [
     pytest.mark.fleet,
@@ -242,6 +243,37 @@ def test_check_on_the_converged_fleet_predicts_no_change(
     for pi in (PI1, PI2, PI3):
         assert run.count("ok", pi) > 0
         assert run.count("changed", pi) == 0, f"{pi}: --check predicts {changed_tasks(run, pi)}"
+
+
+def test_check_after_a_model_change_predicts_exactly_the_switch(
+    deployed: Fleet, play: Callable[..., PlaybookRun], tmp_path: Path
+) -> None:
+    before = {pi: deployed.current_release(pi) for pi in (PI1, PI2, PI3)}
+    manifest = (REPO / "build" / "release.json").read_bytes()
+    model = {"model_config": str(write_model_config(tmp_path / "model_config.json", std_scale=1.25))}
+
+    check = play("site.yml", model, check=True)
+    assert check.rc == 0, check.failure_messages()
+    (predicted,) = {release["release"] for release in check.facts("build_release").values()}
+    assert predicted not in before.values()
+    assert (REPO / "build" / "release.json").read_bytes() == manifest, "--check rewrote the manifest"
+    assert {pi: deployed.current_release(pi) for pi in before} == before, "--check switched a Pi"
+
+    real = play("site.yml", model)
+    assert real.rc == 0, real.failure_messages()
+    assert built_release()["release"] == predicted
+    for pi in before:
+        assert deployed.current_release(pi) == predicted
+        predicted_tasks, done_tasks = set(changed_tasks(check, pi)), set(changed_tasks(real, pi))
+        assert predicted_tasks == done_tasks, (
+            f"{pi}: --check predicted {sorted(predicted_tasks - done_tasks)} that did not change, "
+            f"missed {sorted(done_tasks - predicted_tasks)}"
+        )
+
+    # Back to this tree's model by a switch, so the next test starts from the release it expects.
+    back = play("rollback.yml")
+    assert back.rc == 0, back.failure_messages()
+    assert {pi: deployed.current_release(pi) for pi in before} == before
 
 
 def edgeinfer_latents(fleet: Fleet, pi: str, calls: int = 2) -> list[list[float]]:
