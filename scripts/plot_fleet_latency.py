@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # files only: no display on a control host or in CI
 import matplotlib.pyplot as plt  # after use(): the backend is chosen before pyplot loads
 from matplotlib.figure import Figure
 
-# EdgeInfer's HTTP read timeout: a slower answer is a failure for it (EDGEINFER_CONTRACT.md).
+# EdgeInfer's HTTP read timeout: a slower answer is a failure for it (docs/EDGEINFER_CONTRACT.md).
 EDGEINFER_BUDGET_MS = 45.0
 # Lowest y shown: below any real answer time, so every measured bar has a visible height on the log axis.
 AXIS_FLOOR_MS = 0.5

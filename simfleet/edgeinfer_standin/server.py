@@ -1,7 +1,7 @@
 """EdgeInfer TEST STAND-IN — not EdgeInfer.
 
 EdgeInfer is a Swift/Vapor service that cannot be built here. This stdlib-only server reproduces the behaviour
-our deployment depends on, as ../shared/docs/EDGEINFER_CONTRACT.md records it from EdgeInfer's source:
+our deployment depends on, as docs/EDGEINFER_CONTRACT.md records it from EdgeInfer's source:
 - the backend is used only when USE_REAL_MODEL is exactly "true";
 - POST /api/v1/analysis/infer validates a 100x9 window (400 otherwise) and posts it to MODEL_BACKEND_URL (with
   /infer appended when missing), connect timeout 2 s, read timeout 45 ms, overall BACKEND_TIMEOUT_MS, no

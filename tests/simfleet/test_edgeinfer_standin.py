@@ -1,4 +1,4 @@
-"""The EdgeInfer test stand-in behaves as EDGEINFER_CONTRACT.md says EdgeInfer does.
+"""The EdgeInfer test stand-in behaves as docs/EDGEINFER_CONTRACT.md says EdgeInfer does.
 
 These run in-process (no docker): the stand-in's server against a fake backend on 127.0.0.1.
 """
