@@ -13,34 +13,25 @@ import onnx
 import onnxruntime
 import torch
 
-from app.bundle import file_digest
-from app.input_ranges import InputRanges, default_ranges
-from compile import hailo_compile
-from compile.bundle import (
-    CALIBRATION_FILE,
-    ONNX_FILE,
-    ONNX_ONLY,
-    SCHEMA_VERSION,
-    bundle_version,
-    existing_bundle,
-    staging,
-    write_metadata,
-)
-from compile.errors import CompileError
-from compile.export import (
-    EXPORTER_VERSION,
+from bundle_contract.files import CALIBRATION_FILE, ONNX_FILE, ONNX_ONLY, SCHEMA_VERSION, file_digest
+from bundle_contract.golden import TOLERANCE as GOLDEN_TOLERANCE
+from bundle_contract.input_ranges import InputRanges, default_ranges
+from bundle_contract.tensors import (
+    HEF_INPUT,
+    INPUT_CHANNELS,
     INPUT_NAME,
     LATENT_NAME,
+    LATENT_SIZE,
     MOTIF_NAME,
-    OPSET,
-    build_onnx,
-    encode_latents,
-    save_onnx,
+    WINDOW_LENGTH,
 )
+from compile import dfc_probe, hailo_compile
+from compile.bundle import bundle_version, existing_bundle, staging, write_metadata
+from compile.errors import CompileError
+from compile.export import EXPORTER_VERSION, OPSET, build_onnx, encode_latents, save_onnx
 from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
-from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
 from compile.normalization import Normalization, load_input_ranges, load_normalization
 from compile.reference_windows import (
@@ -55,7 +46,6 @@ from compile.timing import StageTimer
 from compile.verify import run_exported, verify_export
 
 GOLDEN_ACTIVITY = "walking"
-GOLDEN_TOLERANCE = {"latent_max_abs": 1e-3, "latent_min_cosine": 0.98}
 # Held out from motif fitting and calibration: a second synthetic draw the figures are computed on.
 VERIFICATION_SEED = 1001
 VERIFICATION_PER_ACTIVITY = 10
@@ -141,11 +131,11 @@ def verification_windows(inputs: Inputs) -> np.ndarray:
 
 def _planned(options: BuildOptions, timer: StageTimer) -> tuple[Inputs, str | None, Path]:
     """The loaded inputs, the DFC version and ``options.out/<version>/``: everything short of writing."""
-    dfc = hailo_compile.dfc_version(hailo_compile.dfc_python(options.dfc_python))
+    dfc = dfc_probe.dfc_version(dfc_probe.dfc_python(options.dfc_python))
     if dfc is None:
         if options.require_hef:
-            raise CompileError(f"--require-hef: {hailo_compile.skip_notice()}")
-        timer.note(hailo_compile.skip_notice())
+            raise CompileError(f"--require-hef: {dfc_probe.skip_notice()}")
+        timer.note(dfc_probe.skip_notice())
     inputs = load_inputs(options, timer)
     version = bundle_version(
         inputs.source.sha256,
@@ -194,7 +184,7 @@ def build(options: BuildOptions, timer: StageTimer) -> Path:
                         onnx_path, hailo_onnx, inputs.normalization, inputs.windows, checks
                     )
             else:
-                python = hailo_compile.dfc_python(options.dfc_python)
+                python = dfc_probe.dfc_python(options.dfc_python)
                 for arch in options.hw_archs:
                     with timer.stage(f"hef_{arch}", f"Hailo DFC {dfc} for {arch}"):
                         hefs.append(compile_to_hef(inputs, hailo_onnx, arch, folder, onnx_path, python))
@@ -267,11 +257,11 @@ def describe(
             "hw_archs": list(hw_archs),
             "opset": OPSET,
             "exporter_version": EXPORTER_VERSION,
-            "hef_input": dict(hailo_compile.HEF_INPUT) if hefs else None,
+            "hef_input": dict(HEF_INPUT) if hefs else None,
         },
         "inputs": [{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
         "outputs": [
-            {"name": LATENT_NAME, "shape": ["N", LATENT_DIM], "dtype": "float32"},
+            {"name": LATENT_NAME, "shape": ["N", LATENT_SIZE], "dtype": "float32"},
             {"name": MOTIF_NAME, "shape": ["N", int(motifs.prototypes.shape[0])], "dtype": "float32"},
         ],
         "normalization": inputs.normalization.to_metadata(),

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.bundle import BundleError, verify_bundle
+from bundle_contract.files import BundleError, verify_bundle
 from compile.errors import CompileError
 from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 
@@ -173,7 +173,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _hef(args: argparse.Namespace) -> int:
-    from compile import hailo_compile
+    from compile import dfc_probe
     from compile.build import compile_to_hef, fit_head, hailo_part, load_inputs
     from compile.export import build_onnx, save_onnx
     from compile.timing import StageTimer
@@ -191,7 +191,7 @@ def _hef(args: argparse.Namespace) -> int:
         timer.stage("hef", f"Hailo DFC for {args.hw_arch}"),
         hailo_part(inputs, motifs, args.out) as hailo_onnx,
     ):
-        python = hailo_compile.dfc_python(args.dfc_python)
+        python = dfc_probe.dfc_python(args.dfc_python)
         result = compile_to_hef(inputs, hailo_onnx, args.hw_arch, args.out, onnx_path, python)
     print(json.dumps(result.int8, indent=2))
     print(result.hef)
@@ -206,10 +206,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _dfc_version(args: argparse.Namespace) -> int:
-    from compile import hailo_compile
+    from compile import dfc_probe
 
-    python = hailo_compile.dfc_python(args.dfc_python)
-    print(json.dumps({"dfc_version": hailo_compile.dfc_version(python), "dfc_python": python}))
+    python = dfc_probe.dfc_python(args.dfc_python)
+    print(json.dumps({"dfc_version": dfc_probe.dfc_version(python), "dfc_python": python}))
     return 0
 
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from bundle_contract.tensors import MOTIF_COUNT
 from compile.errors import CompileError
 
-MOTIF_COUNT = 12
 KMEANS_SEED = 0
 KMEANS_RESTARTS = 4
 KMEANS_MAX_ITER = 100

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from app.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
+from bundle_contract.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
+from bundle_contract.tensors import INPUT_CHANNELS
 from compile.errors import CompileError
-from compile.model import INPUT_CHANNELS
 
 CHANNEL_ORDER = ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz")
 # Upstream's model_config.json values (its authors call them estimates): accelerometer m/s^2, gyro rad/s,

@@ -1,7 +1,7 @@
 """Per-channel physical ranges of a raw window: a value no IMU can produce is the client's error (422).
 
-Standard library only, like app.bundle: compile writes the ranges into the bundle metadata from here (or
-from the model config's ``input_ranges``), the app reads them back from the bundle it serves.
+Compile writes the ranges into the bundle metadata from here (or from the model config's ``input_ranges``),
+the app reads them back from the bundle it serves.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CHANNEL_ORDER = ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz")
+from bundle_contract.tensors import CHANNEL_ORDER
+
 # The model's units (compile/normalization.py: the shipped z-score puts az's mean at 9.78, gyro std ~1 rad/s).
 UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3 + ("uT",) * 3
 
