@@ -16,9 +16,8 @@ UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3 + ("uT",) * 3
 
 STANDARD_GRAVITY = 9.80665
 DEG_PER_RAD = 57.29577951308232
-# Twice the widest common full scales (+-16 g, +-2000 deg/s, +-4,900 uT): the factor 2 still admits the next
-# tier of parts (+-32 g, +-4000 deg/s: LSM6DSO32, ICM-42686-P) and calibration pushing a saturated reading
-# past its nominal scale, while the windows that overflow the model lie ~30 orders of magnitude further out.
+# Twice the widest common full scales (+-16 g, +-2000 deg/s, +-4,900 uT): admits the next tier of parts and
+# calibrated readings past saturation; windows that overflow the model lie ~30 orders of magnitude beyond.
 MARGIN = 2.0
 FULL_SCALE = (16 * STANDARD_GRAVITY,) * 3 + (2000 / DEG_PER_RAD,) * 3 + (4900.0,) * 3
 

@@ -2,15 +2,9 @@
 ``(N, 9, 1, 100)`` -> z-score -> TCN as 2-D convolutions -> ``latent_embeddings [N,64]`` and
 ``motif_scores [N,12]``.
 
-Why by hand and not ``torch.onnx.export``: the TorchScript exporter turns a causal zero-pad into a dynamic
-ConstantOfShape/Concat/Slice/Cast chain per layer (and the dynamo exporter needs onnxscript); the DFC parser
-wants the plain ``Pad -> Conv`` form. Writing the graph also makes ``verify`` an independent check: ONNX
-Runtime on this graph against the PyTorch Conv1d module.
-
-Hailo's parser maps 2-D convolutions and presents 1-D sequences as H=1, W=time, C=features, so every Conv1d
-becomes a Conv with kernel ``(1, k)`` and dilation ``(1, d)``; causality is a left zero-pad of ``(k-1)*d`` on
-W, which equals the trained model's pad-both-sides-then-chomp. Opset 13: accepted by the DFC 3.33 parser and
-ONNX Runtime."""
+By hand, not ``torch.onnx.export``: its causal zero-pad becomes a dynamic Slice/Concat chain the DFC parser
+refuses, and a graph written apart from the PyTorch module makes ``verify`` an independent check. Each Conv1d
+is a Conv with kernel ``(1, k)``, dilation ``(1, d)`` and a left pad of ``(k-1)*d`` (Hailo's 1-D layout)."""
 
 from pathlib import Path
 

@@ -1,17 +1,8 @@
-"""ONNX -> one .hef per chip family with Hailo's Dataflow Compiler (``hailo_sdk_client``), when installed.
+"""ONNX -> one .hef per chip family with Hailo's Dataflow Compiler: this module prepares the request and reads
+the result, ``compile.dfc_stage`` runs it in the DFC's own interpreter (which wants its own Python and NumPy).
 
-The DFC is not on PyPI (a wheel from Hailo's Developer Zone, x86_64 Linux) and wants its own Python and
-NumPy, so this module only prepares the stage and reads its result: ``compile.dfc_stage`` runs the
-ClientRunner flow in the DFC's interpreter (``HAILO_PIPELINE_DFC_PYTHON`` / ``--dfc-python``, made by
-``make dfc-venv``) or, when none is given, in this one, through the same request/response files. Flow:
-translate the z-scored NCHW graph -> model script (calibration size) -> optimize (quantize) with z-scored
-NHWC ``(N, 1, 100, 9)`` calibration windows -> emulate -> compile -> .hef, with a HAR per stage.
-The HEF's input is NHWC ``(1, 100, 9)`` z-scored values (``bundle_contract.tensors.HEF_INPUT``); the app
-z-scores each raw ``imu_window [100, 9]`` on the host (same memory layout) before handing it to HailoRT.
-
-Why not fold the z-score on chip (the model script's ``normalization`` command): the chip's input layer
-quantizes the tensor it receives per tensor to 8 bits, so raw values would share one step set by the
-magnetometer's range (tens of uT) and small gyro/accelerometer signals would lose resolution."""
+The HEF takes z-scored input (``bundle_contract.tensors.HEF_INPUT``), z-scored on the host: the chip quantizes
+its input per tensor to 8 bits, so raw values would share one step set by the magnetometer's range."""
 
 import json
 import shutil
@@ -22,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bundle_contract.tensors import INPUT_CHANNELS, LATENT_SIZE, WINDOW_LENGTH
+from bundle_contract.tensors import INPUT_CHANNELS, LATENT_SIZE, MOTIF_COUNT, WINDOW_LENGTH
 from compile import dfc_stage
 from compile.dfc_probe import dfc_version, in_dfc_python, skip_notice, tail
 from compile.errors import CompileError
@@ -119,7 +110,7 @@ def _run_stage(request: dict[str, Any], work: Path, python: str | None) -> dict[
 
 
 def _split_outputs(emulated: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The emulator returns one array per output layer, shaped NHWC; tell them apart by width (64 vs 12)."""
+    """The emulator returns one array per output layer, shaped NHWC; tell them apart by width."""
     arrays = emulated if isinstance(emulated, list | tuple) else [emulated]
     flat = [np.asarray(a, np.float32).reshape(len(a), -1) for a in arrays]
     latent = next((a for a in flat if a.shape[1] == LATENT_SIZE), None)
@@ -127,6 +118,7 @@ def _split_outputs(emulated: Any) -> tuple[np.ndarray, np.ndarray]:
     if latent is None or scores is None:
         shapes = [list(np.shape(a)) for a in arrays]
         raise CompileError(
-            f"Hailo DFC emulator returned outputs of shapes {shapes}, expected [N,64] and [N,12]"
+            f"Hailo DFC emulator returned outputs of shapes {shapes}, "
+            f"expected [N,{LATENT_SIZE}] and [N,{MOTIF_COUNT}]"
         )
     return latent, scores
