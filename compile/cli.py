@@ -1,4 +1,5 @@
-"""``python -m compile build|export|verify|hef|inspect|dfc-version``.
+"""``python -m compile build|export|verify|hef|inspect|dfc-version``: build, export, verify and hef run
+``compile.build``'s one pipeline and stop after the stage they need.
 
 Bad input ends with exit 1 and one ``error: ...`` line on stderr, never a traceback. Progress and stage
 timings go to stderr; ``build`` prints its figures, then the bundle folder as the last stdout line (playbooks

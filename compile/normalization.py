@@ -71,7 +71,7 @@ def load_normalization(config_path: Path | None) -> Normalization:
 
 def load_input_ranges(config_path: Path | None) -> InputRanges:
     """The physical range check the app applies to raw windows: the model config's optional ``input_ranges``
-    (``{"min": [9], "max": [9]}`` in the model's units) or app.input_ranges' defaults."""
+    (``{"min": [9], "max": [9]}`` in the model's units) or bundle_contract.input_ranges' defaults."""
     if config_path is None:
         return default_ranges()
     config = _read_config(config_path)
