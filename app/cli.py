@@ -10,8 +10,8 @@ from pathlib import Path
 
 from app.backends.base import BackendError
 from app.backends.selection import choose_backend
-from app.bundle import BundleError, read_metadata, verify_bundle
 from app.config import BACKENDS, ENV_DOC, AppConfig, ConfigError
+from bundle_contract.files import BundleError, read_metadata, verify_bundle
 
 log = logging.getLogger("app.cli")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
 import sys
 import time
@@ -25,8 +24,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-# EdgeInfer re-encodes the app's float32 latent; its stub output differs by orders of magnitude more.
-SAME_MAX_ABS = 1e-5
+from bundle_contract.golden import finite_latent, same_latent
 
 
 def post_latent(url: str, window: list[list[float]], length: int, timeout_s: float) -> list[float] | None:
@@ -42,25 +40,15 @@ def post_latent(url: str, window: list[list[float]], length: int, timeout_s: flo
             answer = json.loads(response.read())
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
         return None
-    latent = answer.get("latent") if isinstance(answer, dict) else None
-    if not isinstance(latent, list) or len(latent) != length:
-        return None
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in latent):
-        return None
-    return [float(v) for v in latent]
+    return finite_latent(answer, length)
 
 
-def edgeinfer_answers_with_model(
-    app: list[float] | None, edgeinfer: list[list[float] | None], same_max_abs: float = SAME_MAX_ABS
-) -> bool:
+def edgeinfer_answers_with_model(app: list[float] | None, edgeinfer: list[list[float] | None]) -> bool:
     """True when the app answered and one EdgeInfer answer carries its latent (a single real one suffices:
     a stub answer among real ones is a one-off timeout, not a fallback)."""
     if app is None:
         return False  # EdgeInfer calls the app: with no app answer, whatever EdgeInfer says is its stub
-    return any(
-        latent is not None and max(abs(a - b) for a, b in zip(latent, app, strict=True)) <= same_max_abs
-        for latent in edgeinfer
-    )
+    return any(same_latent(latent, app) for latent in edgeinfer)
 
 
 def textfile(app_ok: bool, model_ok: bool, now: float) -> str:

@@ -14,9 +14,10 @@ import numpy as np
 from app import metrics
 from app.backends.base import Backend, BackendError, Inference
 from app.backends.selection import Choice, choose_backend, cpu_fallback, create_backend
-from app.bundle import BundleError, bundle_kind, verify_bundle
 from app.config import AppConfig
-from app.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
+from bundle_contract.files import BundleError, bundle_kind, verify_bundle
+from bundle_contract.golden import judge as golden_judge
+from bundle_contract.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
 
 log = logging.getLogger(__name__)
 
@@ -144,29 +145,14 @@ class ModelService:
         computes garbage (wrong HEF, broken driver) must never report ready."""
         golden = served.metadata["golden"]
         window = np.asarray(golden["window"], dtype=np.float32)
-        expected = np.asarray(golden["latent"], dtype=np.float32)
-        tolerance = golden["tolerance"]
         result: Inference | None = None
         for run in range(self.config.warmup_runs):
             self._stage("warming_up", f"warming up ({run}/{self.config.warmup_runs} runs)")
             result = served.backend.infer(window)
         assert result is not None
-        if served.backend.name == "hailort":  # quantized: judged by direction, not exact values
-            cosine = float(
-                np.dot(result.latent, expected) / (np.linalg.norm(result.latent) * np.linalg.norm(expected))
-            )
-            if cosine < tolerance["latent_min_cosine"]:
-                raise BackendError(
-                    "golden_mismatch",
-                    f"golden window latent cosine {cosine:.4f} < {tolerance['latent_min_cosine']}",
-                )
-        else:
-            diff = float(np.max(np.abs(result.latent - expected)))
-            if diff > tolerance["latent_max_abs"]:
-                raise BackendError(
-                    "golden_mismatch",
-                    f"golden window latent differs by {diff:.3g} > {tolerance['latent_max_abs']}",
-                )
+        judgment = golden_judge(golden, result.latent.tolist(), served.backend.name)
+        if not judgment.ok:
+            raise BackendError("golden_mismatch", f"golden window latent: {judgment.rule} is false")
 
     def infer(self, window: np.ndarray) -> Inference:
         served = self._served

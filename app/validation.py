@@ -11,9 +11,9 @@ import numpy as np
 import orjson
 from flask import Request
 
-from app.backends.base import WINDOW_SHAPE
 from app.errors import ApiError
-from app.input_ranges import CHANNEL_ORDER, InputRanges
+from bundle_contract.input_ranges import InputRanges
+from bundle_contract.tensors import CHANNEL_ORDER, WINDOW_SHAPE
 
 ROWS, COLUMNS = WINDOW_SHAPE
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -1,4 +1,4 @@
-"""The stages in order: load -> reference windows -> motifs -> export -> verify -> int8 -> hef -> bundle."""
+"""The compile pipeline: ``Pipeline.run(stop_after)`` over ``STAGES``; ``build`` runs all into a bundle."""
 
 import platform
 from collections.abc import Iterator
@@ -13,34 +13,25 @@ import onnx
 import onnxruntime
 import torch
 
-from app.bundle import file_digest
-from app.input_ranges import InputRanges, default_ranges
-from compile import hailo_compile
-from compile.bundle import (
-    CALIBRATION_FILE,
-    ONNX_FILE,
-    ONNX_ONLY,
-    SCHEMA_VERSION,
-    bundle_version,
-    existing_bundle,
-    staging,
-    write_metadata,
-)
-from compile.errors import CompileError
-from compile.export import (
-    EXPORTER_VERSION,
+from bundle_contract.files import CALIBRATION_FILE, ONNX_FILE, ONNX_ONLY, SCHEMA_VERSION, file_digest
+from bundle_contract.golden import TOLERANCE as GOLDEN_TOLERANCE
+from bundle_contract.input_ranges import InputRanges, default_ranges
+from bundle_contract.tensors import (
+    HEF_INPUT,
+    INPUT_CHANNELS,
     INPUT_NAME,
     LATENT_NAME,
+    LATENT_SIZE,
     MOTIF_NAME,
-    OPSET,
-    build_onnx,
-    encode_latents,
-    save_onnx,
+    WINDOW_LENGTH,
 )
+from compile import dfc_probe, hailo_compile
+from compile.bundle import bundle_version, existing_bundle, staging, write_metadata
+from compile.errors import CompileError
+from compile.export import EXPORTER_VERSION, OPSET, build_onnx, encode_latents, save_onnx
 from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
-from compile.model import INPUT_CHANNELS, LATENT_DIM, WINDOW_LENGTH
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
 from compile.normalization import Normalization, load_input_ranges, load_normalization
 from compile.reference_windows import (
@@ -55,7 +46,6 @@ from compile.timing import StageTimer
 from compile.verify import run_exported, verify_export
 
 GOLDEN_ACTIVITY = "walking"
-GOLDEN_TOLERANCE = {"latent_max_abs": 1e-3, "latent_min_cosine": 0.98}
 # Held out from motif fitting and calibration: a second synthetic draw the figures are computed on.
 VERIFICATION_SEED = 1001
 VERIFICATION_PER_ACTIVITY = 10
@@ -123,14 +113,6 @@ def load_inputs(options: BuildOptions, timer: StageTimer) -> Inputs:
     return Inputs(source, normalization, windows, labels, reference, input_ranges)
 
 
-def fit_head(inputs: Inputs, timer: StageTimer) -> MotifHead:
-    with timer.stage("motifs", f"k-means on {len(inputs.windows)} reference latents"):
-        latents = encode_latents(inputs.source.encoder, inputs.normalization, inputs.windows)
-        motifs = fit_motifs(latents, inputs.labels)
-    motifs.fit["reference"] = inputs.reference
-    return motifs
-
-
 def verification_windows(inputs: Inputs) -> np.ndarray:
     """A held-out synthetic draw, plus up to 256 of the user's own windows when they gave some."""
     held_out, _ = synthetic_windows(VERIFICATION_PER_ACTIVITY, VERIFICATION_SEED)
@@ -141,11 +123,11 @@ def verification_windows(inputs: Inputs) -> np.ndarray:
 
 def _planned(options: BuildOptions, timer: StageTimer) -> tuple[Inputs, str | None, Path]:
     """The loaded inputs, the DFC version and ``options.out/<version>/``: everything short of writing."""
-    dfc = hailo_compile.dfc_version(hailo_compile.dfc_python(options.dfc_python))
+    dfc = dfc_probe.dfc_version(dfc_probe.dfc_python(options.dfc_python))
     if dfc is None:
         if options.require_hef:
-            raise CompileError(f"--require-hef: {hailo_compile.skip_notice()}")
-        timer.note(hailo_compile.skip_notice())
+            raise CompileError(f"--require-hef: {dfc_probe.skip_notice()}")
+        timer.note(dfc_probe.skip_notice())
     inputs = load_inputs(options, timer)
     version = bundle_version(
         inputs.source.sha256,
@@ -169,49 +151,117 @@ def plan(options: BuildOptions, timer: StageTimer) -> tuple[Path, bool]:
 def build(options: BuildOptions, timer: StageTimer) -> Path:
     """Write (or reuse) ``options.out/<version>/`` and return it."""
     inputs, dfc, target = _planned(options, timer)
-    version = target.name
     if existing_bundle(target) is not None:
-        timer.note(f"bundle {version} already built and intact: reusing {target}")
+        timer.note(f"bundle {target.name} already built and intact: reusing {target}")
         return target
-    motifs = fit_head(inputs, timer)
-    checks = verification_windows(inputs)
-    with staging(options.out, version) as folder:
-        onnx_path = folder / ONNX_FILE
-        with timer.stage("export", f"ONNX opset {OPSET} -> {ONNX_FILE}"):
-            properties = {
-                "bundle_version": version,
-                "untrained_default": str(inputs.source.untrained_default),
-            }
-            save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, properties), onnx_path)
-        with timer.stage("verify", f"onnx.checker + ONNX Runtime vs PyTorch on {len(checks)} windows"):
-            verification = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, checks)
-        np.save(folder / CALIBRATION_FILE, inputs.windows)
-        hefs: list[hailo_compile.HefResult] = []
-        with hailo_part(inputs, motifs, folder) as hailo_onnx:
-            if dfc is None:
-                with timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ from the z-scored input)"):
-                    verification["int8"] = int8_proxy(
-                        onnx_path, hailo_onnx, inputs.normalization, inputs.windows, checks
-                    )
-            else:
-                python = hailo_compile.dfc_python(options.dfc_python)
-                for arch in options.hw_archs:
-                    with timer.stage(f"hef_{arch}", f"Hailo DFC {dfc} for {arch}"):
-                        hefs.append(compile_to_hef(inputs, hailo_onnx, arch, folder, onnx_path, python))
-                # One figure set per family; the first (default hailo8) is the one the summary prints.
-                verification["int8"] = hefs[0].int8
-                verification["int8_per_family"] = {h.hw_arch: h.int8 for h in hefs}
-        metadata = describe(inputs, motifs, version, options.hw_archs, onnx_path, hefs, dfc)
-        metadata["verification"] = verification
-        metadata["timings_s"] = dict(timer.timings)
-        write_metadata(folder, metadata)
+    with staging(options.out, target.name) as folder:
+        Pipeline(options, timer, folder, dfc=dfc, version=target.name, inputs=inputs).run("bundle")
     return target
 
 
+# Each stage makes what it is named for (quantized: the .hefs with the DFC, else the int8 proxy's figures); a
+# subcommand runs them in order and stops after the one it needs (export, verify/hef, build).
+STAGES = ("inputs", "motif_head", "served_onnx", "figures", "quantized", "bundle")
+
+
+@dataclass
+class Pipeline:
+    options: BuildOptions
+    timer: StageTimer
+    folder: Path  # receives the served ONNX, the .hefs and HARs, and (stage bundle) the rest of the bundle
+    dfc: str | None = None  # the DFC version the quantized stage compiles with; None: the int8 proxy
+    version: str | None = None  # the bundle's, stamped into the served ONNX
+    onnx_file: str = ONNX_FILE
+    inputs: Inputs | None = None
+    motif_head: MotifHead | None = None
+    served_onnx: Path | None = None
+    figures: dict[str, Any] = field(default_factory=dict)  # verification figures, int8 ones included
+    hefs: list[hailo_compile.HefResult] = field(default_factory=list)  # stage quantized with the DFC
+
+    def run(self, stop_after: str) -> "Pipeline":
+        for stage in STAGES[: STAGES.index(stop_after) + 1]:
+            getattr(self, f"_{stage}")()
+        return self
+
+    def _model(self) -> tuple[Inputs, MotifHead, Path]:
+        assert self.inputs and self.motif_head and self.served_onnx, "run the earlier stages first"
+        return self.inputs, self.motif_head, self.served_onnx
+
+    def _inputs(self) -> None:
+        if self.inputs is None:  # build has loaded them already, to name the bundle
+            self.inputs = load_inputs(self.options, self.timer)
+
+    def _motif_head(self) -> None:
+        assert self.inputs is not None
+        inputs = self.inputs
+        with self.timer.stage("motifs", f"k-means on {len(inputs.windows)} reference latents"):
+            latents = encode_latents(inputs.source.encoder, inputs.normalization, inputs.windows)
+            self.motif_head = fit_motifs(latents, inputs.labels)
+        self.motif_head.fit["reference"] = inputs.reference
+
+    def _served_onnx(self) -> None:
+        assert self.inputs is not None and self.motif_head is not None
+        source = self.inputs.source
+        path = self.folder / self.onnx_file
+        properties = {}
+        if self.version is not None:
+            properties = {"bundle_version": self.version, "untrained_default": str(source.untrained_default)}
+        with self.timer.stage("export", f"ONNX opset {OPSET} -> {path}"):
+            save_onnx(
+                build_onnx(source.encoder, self.inputs.normalization, self.motif_head, properties), path
+            )
+        self.served_onnx = path
+
+    def _figures(self) -> None:
+        inputs, motifs, onnx_path = self._model()
+        held_out = verification_windows(inputs)
+        with self.timer.stage("verify", f"onnx.checker + ONNX Runtime vs PyTorch on {len(held_out)} windows"):
+            self.figures = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, held_out)
+
+    def _quantized(self) -> None:
+        inputs, motifs, onnx_path = self._model()
+        with dfc_input_onnx(inputs, motifs, self.folder) as dfc_onnx:
+            if self.dfc is None:
+                with self.timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ from the z-scored input)"):
+                    held_out = verification_windows(inputs)
+                    self.figures["int8"] = int8_proxy(
+                        onnx_path, dfc_onnx, inputs.normalization, inputs.windows, held_out
+                    )
+                return
+            python = dfc_probe.dfc_python(self.options.dfc_python)
+            float_outputs = run_exported(onnx_path, inputs.windows[: hailo_compile.EMULATOR_WINDOWS])
+            for arch in self.options.hw_archs:
+                with self.timer.stage(f"hef_{arch}", f"Hailo DFC {self.dfc} for {arch}"):
+                    hef = hailo_compile.compile_hef(
+                        dfc_onnx,
+                        inputs.normalization,
+                        inputs.windows,
+                        arch,
+                        self.folder,
+                        float_outputs,
+                        python,
+                    )
+                self.hefs.append(hef)
+        # One figure set per family; the first (default hailo8) is the one the summary prints.
+        self.figures["int8"] = self.hefs[0].int8
+        self.figures["int8_per_family"] = {h.hw_arch: h.int8 for h in self.hefs}
+
+    def _bundle(self) -> None:
+        inputs, motifs, onnx_path = self._model()
+        assert self.version is not None
+        np.save(self.folder / CALIBRATION_FILE, inputs.windows)
+        metadata = bundle_metadata(
+            inputs, motifs, self.version, self.options.hw_archs, onnx_path, self.hefs, self.dfc
+        )
+        metadata["verification"] = self.figures
+        metadata["timings_s"] = dict(self.timer.timings)
+        write_metadata(self.folder, metadata)
+
+
 @contextmanager
-def hailo_part(inputs: Inputs, motifs: MotifHead, folder: Path) -> Iterator[Path]:
-    """The graph the DFC translates (z-scored ``imu_nchw`` in), for the DFC or the int8 proxy. The parsed HAR
-    keeps the translated graph; this intermediate ONNX is not part of the bundle."""
+def dfc_input_onnx(inputs: Inputs, motifs: MotifHead, folder: Path) -> Iterator[Path]:
+    """The graph the DFC translates (z-scored ``imu_nchw`` in), for the DFC or the int8 proxy; not part of the
+    bundle (the parsed HAR keeps the translated graph)."""
     path = folder / "tcn_encoder_hailo_input.onnx"
     save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}, raw_input=False), path)
     try:
@@ -220,21 +270,7 @@ def hailo_part(inputs: Inputs, motifs: MotifHead, folder: Path) -> Iterator[Path
         path.unlink(missing_ok=True)
 
 
-def compile_to_hef(
-    inputs: Inputs,
-    hailo_onnx: Path,
-    hw_arch: str,
-    folder: Path,
-    onnx_path: Path,
-    python: str | None = None,
-) -> hailo_compile.HefResult:
-    float_outputs = run_exported(onnx_path, inputs.windows[: hailo_compile.EMULATOR_WINDOWS])
-    return hailo_compile.compile_hef(
-        hailo_onnx, inputs.normalization, inputs.windows, hw_arch, folder, float_outputs, python
-    )
-
-
-def describe(
+def bundle_metadata(
     inputs: Inputs,
     motifs: MotifHead,
     version: str,
@@ -243,6 +279,7 @@ def describe(
     hefs: list[hailo_compile.HefResult],
     dfc: str | None,
 ) -> dict[str, Any]:
+    """``model_metadata.json`` without ``files`` (filled when the folder is complete)."""
     window = synthetic_window(GOLDEN_ACTIVITY)
     latent, scores = run_exported(onnx_path, window[None])
     return {
@@ -267,11 +304,11 @@ def describe(
             "hw_archs": list(hw_archs),
             "opset": OPSET,
             "exporter_version": EXPORTER_VERSION,
-            "hef_input": dict(hailo_compile.HEF_INPUT) if hefs else None,
+            "hef_input": dict(HEF_INPUT) if hefs else None,
         },
         "inputs": [{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
         "outputs": [
-            {"name": LATENT_NAME, "shape": ["N", LATENT_DIM], "dtype": "float32"},
+            {"name": LATENT_NAME, "shape": ["N", LATENT_SIZE], "dtype": "float32"},
             {"name": MOTIF_NAME, "shape": ["N", int(motifs.prototypes.shape[0])], "dtype": "float32"},
         ],
         "normalization": inputs.normalization.to_metadata(),

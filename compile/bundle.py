@@ -1,5 +1,6 @@
 """The versioned bundle folder: ``<out>/<version>/`` with the ONNX, calibration set, optional HEF/HARs and
-``model_metadata.json`` listing every file with sha256 and size (checked by ``app.bundle.verify_bundle``)."""
+``model_metadata.json`` listing every file with sha256 and size (checked by
+``bundle_contract.files.verify_bundle``)."""
 
 import hashlib
 import json
@@ -13,14 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from app.bundle import METADATA_FILE, ONNX_ONLY, BundleError, file_digest, verify_bundle
+from bundle_contract.files import METADATA_FILE, BundleError, file_digest, verify_bundle
 from compile.errors import CompileError
-
-__all__ = ["ONNX_ONLY"]  # re-exported for compile.build: one spelling shared with the app
-
-ONNX_FILE = "tcn_encoder.onnx"
-CALIBRATION_FILE = "calibration_set.npy"
-SCHEMA_VERSION = 2  # 2: model.hefs per chip family (was one model.hef)
 
 
 def bundle_version(

@@ -1,4 +1,5 @@
-"""``python -m compile build|export|verify|hef|inspect|dfc-version``.
+"""``python -m compile build|export|verify|hef|inspect|dfc-version``: build, export, verify and hef run
+``compile.build``'s one pipeline and stop after the stage they need.
 
 Bad input ends with exit 1 and one ``error: ...`` line on stderr, never a traceback. Progress and stage
 timings go to stderr; ``build`` prints its figures, then the bundle folder as the last stdout line (playbooks
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.bundle import BundleError, verify_bundle
+from bundle_contract.files import BundleError, verify_bundle
 from compile.errors import CompileError
 from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 
@@ -132,69 +133,41 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from compile.build import fit_head, load_inputs
-    from compile.export import build_onnx, save_onnx
+    from compile.build import Pipeline
     from compile.timing import StageTimer
 
-    timer = StageTimer()
-    inputs = load_inputs(_options(args), timer)
-    motifs = fit_head(inputs, timer)
-    with timer.stage("export", f"ONNX -> {args.out}"):
-        save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}), args.out)
+    Pipeline(_options(args), StageTimer(), args.out.parent, onnx_file=args.out.name).run("served_onnx")
     print(args.out)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from compile.build import fit_head, hailo_part, load_inputs, verification_windows
-    from compile.export import build_onnx, save_onnx
-    from compile.int8_check import int8_proxy
+    from compile.build import Pipeline
     from compile.timing import StageTimer
-    from compile.verify import verify_export
 
     timer = StageTimer()
-    inputs = load_inputs(_options(args), timer)
-    motifs = fit_head(inputs, timer)
-    checks = verification_windows(inputs)
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        onnx_path = Path(tmp) / "tcn_encoder.onnx"
-        with timer.stage("export", "ONNX (temporary)"):
-            save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}), onnx_path)
-        with timer.stage("verify", f"onnx.checker + ONNX Runtime vs PyTorch on {len(checks)} windows"):
-            figures = verify_export(onnx_path, inputs.source, inputs.normalization, motifs, checks)
-        with (
-            timer.stage("int8", "int8 proxy (ONNX Runtime static QDQ from the z-scored input)"),
-            hailo_part(inputs, motifs, Path(tmp)) as hailo_onnx,
-        ):
-            figures["int8"] = int8_proxy(onnx_path, hailo_onnx, inputs.normalization, inputs.windows, checks)
+        figures = Pipeline(_options(args), timer, Path(tmp)).run("quantized").figures
     figures["timings_s"] = timer.timings
     print(json.dumps(figures, indent=2))
     return 0
 
 
 def _hef(args: argparse.Namespace) -> int:
-    from compile import hailo_compile
-    from compile.build import compile_to_hef, fit_head, hailo_part, load_inputs
-    from compile.export import build_onnx, save_onnx
+    from compile import dfc_probe
+    from compile.build import Pipeline
     from compile.timing import StageTimer
 
-    timer = StageTimer()
-    inputs = load_inputs(_options(args), timer)
-    motifs = fit_head(inputs, timer)
+    dfc = dfc_probe.dfc_version(dfc_probe.dfc_python(args.dfc_python))
+    if dfc is None:
+        raise CompileError(dfc_probe.skip_notice())
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CompileError(f"{args.out}: cannot create output folder ({exc.strerror})") from None
-    onnx_path = args.out / "tcn_encoder.onnx"
-    save_onnx(build_onnx(inputs.source.encoder, inputs.normalization, motifs, {}), onnx_path)
-    with (
-        timer.stage("hef", f"Hailo DFC for {args.hw_arch}"),
-        hailo_part(inputs, motifs, args.out) as hailo_onnx,
-    ):
-        python = hailo_compile.dfc_python(args.dfc_python)
-        result = compile_to_hef(inputs, hailo_onnx, args.hw_arch, args.out, onnx_path, python)
-    print(json.dumps(result.int8, indent=2))
-    print(result.hef)
+    (hef,) = Pipeline(_options(args), StageTimer(), args.out, dfc=dfc).run("quantized").hefs
+    print(json.dumps(hef.int8, indent=2))
+    print(hef.hef)
     return 0
 
 
@@ -206,10 +179,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _dfc_version(args: argparse.Namespace) -> int:
-    from compile import hailo_compile
+    from compile import dfc_probe
 
-    python = hailo_compile.dfc_python(args.dfc_python)
-    print(json.dumps({"dfc_version": hailo_compile.dfc_version(python), "dfc_python": python}))
+    python = dfc_probe.dfc_python(args.dfc_python)
+    print(json.dumps({"dfc_version": dfc_probe.dfc_version(python), "dfc_python": python}))
     return 0
 
 

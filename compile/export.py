@@ -2,15 +2,9 @@
 ``(N, 9, 1, 100)`` -> z-score -> TCN as 2-D convolutions -> ``latent_embeddings [N,64]`` and
 ``motif_scores [N,12]``.
 
-Why by hand and not ``torch.onnx.export``: the TorchScript exporter turns a causal zero-pad into a dynamic
-ConstantOfShape/Concat/Slice/Cast chain per layer (and the dynamo exporter needs onnxscript); the DFC parser
-wants the plain ``Pad -> Conv`` form. Writing the graph also makes ``verify`` an independent check: ONNX
-Runtime on this graph against the PyTorch Conv1d module.
-
-Hailo's parser maps 2-D convolutions and presents 1-D sequences as H=1, W=time, C=features, so every Conv1d
-becomes a Conv with kernel ``(1, k)`` and dilation ``(1, d)``; causality is a left zero-pad of ``(k-1)*d`` on
-W, which equals the trained model's pad-both-sides-then-chomp. Opset 13: accepted by the DFC 3.33 parser and
-ONNX Runtime."""
+By hand, not ``torch.onnx.export``: its causal zero-pad becomes a dynamic Slice/Concat chain the DFC parser
+refuses, and a graph written apart from the PyTorch module makes ``verify`` an independent check. Each Conv1d
+is a Conv with kernel ``(1, k)``, dilation ``(1, d)`` and a left pad of ``(k-1)*d`` (Hailo's 1-D layout)."""
 
 from pathlib import Path
 
@@ -19,6 +13,14 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from bundle_contract.tensors import (
+    INPUT_CHANNELS,
+    INPUT_NAME,
+    LATENT_NAME,
+    LATENT_SIZE,
+    MOTIF_NAME,
+    WINDOW_LENGTH,
+)
 from compile import model as tcn
 from compile.errors import CompileError
 from compile.motifs import MotifHead
@@ -29,9 +31,6 @@ OPSET = 13
 # version, so a bundle built under the old contract is never reused. 2: the HEF takes z-scored input.
 # 3: the motif head centers the latent (Sub) before its Gemm, and its temperature has a floor.
 EXPORTER_VERSION = "3"
-INPUT_NAME = "imu_window"
-LATENT_NAME = "latent_embeddings"
-MOTIF_NAME = "motif_scores"
 # The DFC compiles the graph from here on: z-scored NCHW (N, 9, 1, 100). The HEF therefore takes z-scored
 # values and the app z-scores on the host: the chip's 8-bit per-tensor input step then fits every channel.
 HAILO_INPUT_NAME = "imu_nchw"
@@ -86,7 +85,7 @@ def build_onnx(
     batch = "N"
     if raw_input:
         graph_input = helper.make_tensor_value_info(
-            INPUT_NAME, TensorProto.FLOAT, [batch, tcn.WINDOW_LENGTH, tcn.INPUT_CHANNELS]
+            INPUT_NAME, TensorProto.FLOAT, [batch, WINDOW_LENGTH, INPUT_CHANNELS]
         )
         x = g.node("Transpose", [INPUT_NAME], "layout/transpose", perm=[0, 2, 1])
         x = g.node("Unsqueeze", [x, g.const("layout/axes", np.array([2], np.int64))], "layout/unsqueeze")
@@ -96,7 +95,7 @@ def build_onnx(
         x = g.node("Div", [x, g.const("normalize/std", std)], "normalize/div", output=HAILO_INPUT_NAME)
     else:
         graph_input = helper.make_tensor_value_info(
-            HAILO_INPUT_NAME, TensorProto.FLOAT, [batch, tcn.INPUT_CHANNELS, 1, tcn.WINDOW_LENGTH]
+            HAILO_INPUT_NAME, TensorProto.FLOAT, [batch, INPUT_CHANNELS, 1, WINDOW_LENGTH]
         )
         x = HAILO_INPUT_NAME
     for index, block in enumerate(encoder.network):
@@ -119,7 +118,7 @@ def build_onnx(
     )
     g.node("Softmax", [logits], MOTIF_NODE, output=MOTIF_NAME, axis=1)
     outputs = [
-        helper.make_tensor_value_info(LATENT_NAME, TensorProto.FLOAT, [batch, tcn.LATENT_DIM]),
+        helper.make_tensor_value_info(LATENT_NAME, TensorProto.FLOAT, [batch, LATENT_SIZE]),
         helper.make_tensor_value_info(MOTIF_NAME, TensorProto.FLOAT, [batch, motif_w.shape[0]]),
     ]
     graph = helper.make_graph(g.nodes, "tcn_encoder", [graph_input], outputs, g.initializers)
@@ -153,4 +152,4 @@ def hailo_input(normalization: Normalization, windows: np.ndarray) -> np.ndarray
     """Raw ``[N, 100, 9]`` windows as the HEF takes them: z-scored, NHWC ``(N, 1, 100, 9)`` float32 (the
     DFC's calibration layout; the same memory as the z-scored ``[N, 100, 9]``)."""
     z = normalization.z_score(windows.astype(np.float32))
-    return np.ascontiguousarray(z.reshape(-1, 1, tcn.WINDOW_LENGTH, tcn.INPUT_CHANNELS), dtype=np.float32)
+    return np.ascontiguousarray(z.reshape(-1, 1, WINDOW_LENGTH, INPUT_CHANNELS), dtype=np.float32)

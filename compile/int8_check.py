@@ -18,7 +18,8 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from compile.export import HAILO_INPUT_NAME, LATENT_NAME, MOTIF_NAME, hailo_input
+from bundle_contract.tensors import LATENT_NAME, MOTIF_NAME
+from compile.export import HAILO_INPUT_NAME, hailo_input
 from compile.normalization import Normalization
 from compile.verify import run_exported, session
 

@@ -7,9 +7,8 @@ ONNX initializers map onto it by name. Convolutions hold plain weights: weight n
 import torch
 from torch import nn
 
-INPUT_CHANNELS = 9
-WINDOW_LENGTH = 100
-LATENT_DIM = 64
+from bundle_contract.tensors import INPUT_CHANNELS, LATENT_SIZE
+
 BLOCK_CHANNELS = (64, 128, 256)
 KERNEL_SIZE = 3
 DILATIONS = (1, 2, 4)
@@ -41,7 +40,7 @@ class TCNEncoder(nn.Module):
         self.network = nn.Sequential(
             *(TemporalBlock(widths[i], widths[i + 1], DILATIONS[i]) for i in range(len(BLOCK_CHANNELS)))
         )
-        self.fc_mu = nn.Linear(BLOCK_CHANNELS[-1], LATENT_DIM)
+        self.fc_mu = nn.Linear(BLOCK_CHANNELS[-1], LATENT_SIZE)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc_mu(self.network(x).mean(dim=-1))

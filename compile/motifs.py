@@ -1,21 +1,13 @@
 """Motif head: 12 prototypes fitted with k-means on reference latents;
 ``motif_scores = softmax(-||z - c_k||^2 / T)``.
 
-In the graph: ``softmax((z - m) W^T + b)`` with ``m`` the prototypes' mean, ``W = 2(C - m)/T`` and
-``b = -||c_k - m||^2/T``: a constant Sub, one Gemm and a Softmax, which the Hailo parser maps without a
-custom distance op. It is the same softmax: ``-||z - c_k||^2 = 2 (z-m).(c_k-m) - ||c_k-m||^2 - ||z-m||^2``
-and the last term is the same for every k. Centering matters in float32: uncentered, ``W = 2C/T`` and
-``b = -||c_k||^2/T`` are large terms that cancel, so the logits carry an error of ~1e-7 ||c||^2/T, which the
-softmax passes on.
+In the graph: ``softmax((z - m) W^T + b)``, ``m`` the prototypes' mean, ``W = 2(C - m)/T``,
+``b = -||c_k - m||^2/T`` (the same softmax; a Sub, a Gemm and a Softmax the Hailo parser maps). Centered
+because uncentered terms are large and cancel, leaving float32 error in the logits.
 
-Temperature: the median, over reference windows, of the squared distance to their nearest prototype (the
-typical within-motif spread). A window that far from a prototype gets ``e^-1`` of the weight of one sitting
-on it, so scores stay graded instead of one-hot. Floor: ``T >= v / 16`` with ``v`` the prototypes' mean
-squared distance from ``m`` (the within-motif spread is taken as at least a quarter of the prototypes'
-radius). Without it a reference set of near-duplicates (many still windows) drives the median towards 0:
-scores turn one-hot and the logits, ``||c_k - m||^2 / T <= 12 v / T``, grow until float32 rounding shows in
-the scores. The floor bounds that term by ``12 * 16``; the trained encoder and the untrained default on the
-synthetic set stay above it (median/``v`` about 1/13 and 1/4)."""
+Temperature ``T``: the median squared distance of a reference latent to its nearest prototype, so scores stay
+graded; floored at ``v / 16`` (``v`` the prototypes' mean squared distance from ``m``) so near-duplicate
+reference sets cannot make the scores one-hot and the logits large enough for float32 rounding to show."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from bundle_contract.tensors import MOTIF_COUNT
 from compile.errors import CompileError
 
-MOTIF_COUNT = 12
 KMEANS_SEED = 0
 KMEANS_RESTARTS = 4
 KMEANS_MAX_ITER = 100

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from app.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
+from bundle_contract.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
+from bundle_contract.tensors import INPUT_CHANNELS
 from compile.errors import CompileError
-from compile.model import INPUT_CHANNELS
 
 CHANNEL_ORDER = ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz")
 # Upstream's model_config.json values (its authors call them estimates): accelerometer m/s^2, gyro rad/s,
@@ -71,7 +71,7 @@ def load_normalization(config_path: Path | None) -> Normalization:
 
 def load_input_ranges(config_path: Path | None) -> InputRanges:
     """The physical range check the app applies to raw windows: the model config's optional ``input_ranges``
-    (``{"min": [9], "max": [9]}`` in the model's units) or app.input_ranges' defaults."""
+    (``{"min": [9], "max": [9]}`` in the model's units) or bundle_contract.input_ranges' defaults."""
     if config_path is None:
         return default_ranges()
     config = _read_config(config_path)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bundle_contract.tensors import INPUT_CHANNELS, WINDOW_LENGTH
 from compile.errors import CompileError
-from compile.model import INPUT_CHANNELS, WINDOW_LENGTH
 
 ACTIVITIES = ("still", "stationary", "walking", "running", "turning", "tilting", "shaking")
 SAMPLE_RATE_HZ = 50.0

@@ -7,8 +7,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from bundle_contract.tensors import INPUT_NAME, LATENT_NAME, MOTIF_NAME
 from compile.errors import CompileError
-from compile.export import INPUT_NAME, LATENT_NAME, MOTIF_NAME, encode_latents
+from compile.export import encode_latents
 from compile.load import LoadedSource
 from compile.motifs import MotifHead
 from compile.normalization import Normalization

@@ -41,7 +41,7 @@ PI_CONSTRAINTS = {
 # Fixed zip timestamps make the app wheel, and so the runtime id, depend only on the source.
 SOURCE_DATE_EPOCH = "315532800"
 # What the app wheel is built from; building a copy keeps setuptools' build/ folder out of ours.
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "app", "compile")
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "app", "bundle_contract", "compile")
 # The manifest's runtime part: what a model-only release takes over from the previous manifest.
 RUNTIME_KEYS = (
     "runtime_id", "wheelhouse_dir", "wheels", "wheel_bytes", "installed_bytes", "app_version",
@@ -69,7 +69,7 @@ def constraints_for(python: str) -> Path:
 
 def read_bundle_version(bundle: Path) -> str:
     """The bundle's version, after checking it is intact with the same function the Pis use."""
-    from app.bundle import BundleError, verify_bundle
+    from bundle_contract.files import BundleError, verify_bundle
 
     try:
         metadata = verify_bundle(bundle)

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LATENT_SIZE = 64
-MOTIF_COUNT = 12
-WINDOW_SHAPE = (100, 9)
+from bundle_contract.tensors import LATENT_SIZE, MOTIF_COUNT
 
 
 class BackendError(Exception):

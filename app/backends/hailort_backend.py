@@ -17,17 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from app.backends.base import (
+from app.backends.base import Backend, BackendError, ChipStatus, Inference, checked_inference
+from app.log_once import log_once
+from bundle_contract.tensors import (
+    HEF_INPUT_Z_SCORED,
+    LATENT_NAME,
     LATENT_SIZE,
     MOTIF_COUNT,
+    MOTIF_NAME,
     WINDOW_SHAPE,
-    Backend,
-    BackendError,
-    ChipStatus,
-    Inference,
-    checked_inference,
 )
-from app.log_once import log_once
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,6 @@ INSTALL_HINT = (
     "`sudo apt install hailo-all` (brings python3-hailort) and create the app's venv with "
     "`python3 -m venv --system-site-packages` so the venv sees the system package"
 )
-# The one ``model.hef_input.values`` this app serves (written by compile.hailo_compile.HEF_INPUT).
-HEF_INPUT_Z_SCORED = "z_scored"
 # hailort v4.23.0 hailort/rpc/rpc_definitions.hpp: the client dials HAILORT_SERVICE_ADDRESS if set, else this.
 SERVICE_DEFAULT_ADDRESS = "unix:///tmp/hailort_uds.sock"
 SERVICE_ADDRESS_ENV = "HAILORT_SERVICE_ADDRESS"
@@ -377,8 +374,8 @@ def output_roles(shapes: dict[str, tuple[int, ...]], hef_name: str) -> tuple[str
     by_size: dict[int, list[str]] = {}
     for name, shape in shapes.items():
         by_size.setdefault(int(np.prod(shape)), []).append(name)
-    latent = "latent_embeddings" if "latent_embeddings" in shapes else _only(by_size.get(LATENT_SIZE, []))
-    motifs = "motif_scores" if "motif_scores" in shapes else _only(by_size.get(MOTIF_COUNT, []))
+    latent = LATENT_NAME if LATENT_NAME in shapes else _only(by_size.get(LATENT_SIZE, []))
+    motifs = MOTIF_NAME if MOTIF_NAME in shapes else _only(by_size.get(MOTIF_COUNT, []))
     if latent is None or motifs is None:
         raise BackendError(
             "bad_model",

@@ -8,9 +8,9 @@ import numpy as np
 import onnxruntime as ort
 
 from app.backends.base import Backend, BackendError, Inference, checked_inference
+from bundle_contract.tensors import INPUT_NAME, LATENT_NAME, MOTIF_NAME
 
-INPUT_NAME = "imu_window"
-OUTPUT_NAMES = ["latent_embeddings", "motif_scores"]
+OUTPUT_NAMES = [LATENT_NAME, MOTIF_NAME]
 
 
 def session_options(intra_op_threads: int) -> ort.SessionOptions:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from app.backends.base import Backend, BackendError
-from app.bundle import ONNX_ONLY, hefs
 from app.config import AppConfig
+from bundle_contract.files import ONNX_ONLY, hefs
 
 log = logging.getLogger(__name__)
 

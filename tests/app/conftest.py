@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app.bundle import file_digest
+from bundle_contract.files import file_digest
+from bundle_contract.tensors import HEF_INPUT
 from compile.export import HAILO_INPUT_NAME
-from compile.hailo_compile import HEF_INPUT
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"

@@ -26,9 +26,9 @@ from app_server import DOUBLES, AppServer, wait_for_state
 from app.backends.base import BackendError
 from app.backends.hailort_backend import HailoRTBackend, hef_z_score, output_roles
 from app.backends.selection import choose_backend
-from app.bundle import hefs
 from app.config import AppConfig
 from app.factory import create_app
+from bundle_contract.files import hefs
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ from app.backends.base import Backend, BackendError
 from app.backends.selection import choose_backend, create_backend
 from app.config import AppConfig
 from app.errors import ApiError
-from app.input_ranges import CHANNEL_ORDER, default_ranges
 from app.service import bundle_ranges
 from app.validation import window_from
+from bundle_contract.input_ranges import default_ranges
+from bundle_contract.tensors import CHANNEL_ORDER
 
 
 def edge_windows(low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:

@@ -1,4 +1,5 @@
-"""app.bundle: the one check of a bundle's integrity that the app, the roles and compile share."""
+"""bundle_contract.files and its `python -m app.bundle` entry: the one check of a bundle's integrity that
+the app, the roles and compile share."""
 
 import hashlib
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bundle import METADATA_FILE, BundleError, file_digest, verify_bundle
+from bundle_contract.files import METADATA_FILE, BundleError, file_digest, verify_bundle
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.bundle import verify_bundle
-from app.input_ranges import default_ranges
+from bundle_contract.files import verify_bundle
+from bundle_contract.input_ranges import default_ranges
 from compile.build import BuildOptions, build
 from compile.bundle import bundle_version
 from compile.errors import CompileError

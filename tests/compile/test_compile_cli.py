@@ -165,3 +165,19 @@ def test_inspect_intact_and_damaged(default_bundle: Path, tmp_path: Path, capsys
     assert main(["inspect", str(tmp_path)]) == 1
     error = capsys.readouterr().err
     assert error.startswith("error: bundle invalid: ") and "model_metadata.json: missing" in error
+
+
+def test_dfc_version_probe_imports_no_model_tooling(repo_root: Path):
+    # Preflight asks it on every run: it must not pay torch's and onnx's start-up.
+    code = (
+        "import sys\nfrom compile.cli import main\nmain(['dfc-version'])\n"
+        "print(sorted({'torch', 'onnx', 'onnxruntime'} & set(sys.modules)))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HAILO_PIPELINE_DFC_PYTHON"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    answer, imported = result.stdout.strip().splitlines()
+    assert json.loads(answer) == {"dfc_version": None, "dfc_python": None}
+    assert imported == "[]"

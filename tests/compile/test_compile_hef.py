@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from app.backends.hailort_backend import hef_z_score
-from app.bundle import verify_bundle
-from compile import hailo_compile
+from bundle_contract.files import verify_bundle
+from bundle_contract.tensors import HEF_INPUT
+from compile import dfc_probe, hailo_compile
 from compile.build import BuildOptions, build, plan
 from compile.errors import CompileError
 from compile.export import (
@@ -28,8 +29,8 @@ from compile.timing import StageTimer
 
 
 def test_without_dfc_the_notice_names_the_wheel():
-    assert hailo_compile.dfc_version() is None
-    notice = hailo_compile.skip_notice()
+    assert dfc_probe.dfc_version() is None
+    notice = dfc_probe.skip_notice()
     assert "hailo_sdk_client" in notice
     assert "hailo_dataflow_compiler-3.33" in notice
 
@@ -125,7 +126,7 @@ def test_bundle_with_hef_lists_hef_and_hars(double_bundle: Path):
 
 def test_metadata_declares_the_z_scored_hef_input_the_app_accepts(double_bundle: Path):
     metadata = verify_bundle(double_bundle)
-    assert metadata["model"]["hef_input"] == hailo_compile.HEF_INPUT
+    assert metadata["model"]["hef_input"] == HEF_INPUT
     assert metadata["model"]["hef_input"]["values"] == "z_scored"
     mean, std = hef_z_score(metadata)  # the HailoRT backend reads this very metadata
     np.testing.assert_array_equal(mean, np.float32(metadata["normalization"]["mean"]))

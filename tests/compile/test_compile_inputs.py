@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.input_ranges import InputRanges, default_ranges
+from bundle_contract.input_ranges import InputRanges, default_ranges
 from compile.errors import CompileError
 from compile.normalization import (
     CHANNEL_ORDER,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.bundle import verify_bundle
-from compile import dfc_stage, hailo_compile
+from bundle_contract.files import verify_bundle
+from compile import dfc_probe, dfc_stage, hailo_compile
 from compile.build import BuildOptions, build
 from compile.errors import CompileError
 from compile.normalization import default_normalization
@@ -71,9 +71,9 @@ def test_the_dfc_venv_is_separate(dfc_python: Path):
 
 
 def test_the_stage_reports_its_dfc_through_the_contract(dfc_python: Path):
-    assert hailo_compile.dfc_version(str(dfc_python)) == "3.33.0+test-double"
+    assert dfc_probe.dfc_version(str(dfc_python)) == "3.33.0+test-double"
     # The control venv itself has no DFC at all.
-    assert hailo_compile.dfc_version(None) is None
+    assert dfc_probe.dfc_version(None) is None
 
 
 def test_build_runs_the_dfc_stage_in_its_own_interpreter(dfc_python: Path, tmp_path: Path):

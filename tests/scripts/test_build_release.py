@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ SNAPSHOT = (
     "pyproject.toml",
     "README.md",
     "app",
+    "bundle_contract",
     "compile",
 )
 
@@ -48,7 +50,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def build_release(source: Path, bundle: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
     env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = str(source)  # the snapshot's app.bundle, not the working tree's
+    env["PYTHONPATH"] = str(source)  # the snapshot's bundle_contract, not the working tree's
     command = [sys.executable, str(source / "scripts" / "build_release.py")]
     return subprocess.run(
         [*command, "--bundle", str(bundle), "--platform", "x86_64", "--out", str(out), *extra],
@@ -246,6 +248,13 @@ def test_wheelhouse_matches_the_pi_constraints_exactly(source: Path, first_build
     pins[canonicalize_name(project["name"])] = project["version"]
     assert {name: version for name, (version, _) in found.items()} == pins
     assert found["numpy"][0] == "1.26.4"
+
+
+def test_app_wheel_carries_the_bundle_contract(first_build: dict[str, Any]) -> None:
+    # The roles' `python -m app.bundle` and the health role's golden_check.py import it from the release venv.
+    with zipfile.ZipFile(app_wheel(Path(first_build["manifest"]["wheelhouse_dir"]))) as archive:
+        names = set(archive.namelist())
+    assert {"app/bundle.py", "bundle_contract/files.py", "bundle_contract/golden.py"} <= names
 
 
 def test_wheelhouse_installs_on_a_cp311_x86_64_linux(first_build: dict[str, Any]) -> None:

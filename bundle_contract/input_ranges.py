@@ -1,7 +1,7 @@
 """Per-channel physical ranges of a raw window: a value no IMU can produce is the client's error (422).
 
-Standard library only, like app.bundle: compile writes the ranges into the bundle metadata from here (or
-from the model config's ``input_ranges``), the app reads them back from the bundle it serves.
+Compile writes the ranges into the bundle metadata from here (or from the model config's ``input_ranges``),
+the app reads them back from the bundle it serves.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CHANNEL_ORDER = ("ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz")
+from bundle_contract.tensors import CHANNEL_ORDER
+
 # The model's units (compile/normalization.py: the shipped z-score puts az's mean at 9.78, gyro std ~1 rad/s).
 UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3 + ("uT",) * 3
 
 STANDARD_GRAVITY = 9.80665
 DEG_PER_RAD = 57.29577951308232
-# Twice the widest common full scales (+-16 g, +-2000 deg/s, +-4,900 uT): the factor 2 still admits the next
-# tier of parts (+-32 g, +-4000 deg/s: LSM6DSO32, ICM-42686-P) and calibration pushing a saturated reading
-# past its nominal scale, while the windows that overflow the model lie ~30 orders of magnitude further out.
+# Twice the widest common full scales (+-16 g, +-2000 deg/s, +-4,900 uT): admits the next tier of parts and
+# calibrated readings past saturation; windows that overflow the model lie ~30 orders of magnitude beyond.
 MARGIN = 2.0
 FULL_SCALE = (16 * STANDARD_GRAVITY,) * 3 + (2000 / DEG_PER_RAD,) * 3 + (4900.0,) * 3
 
