@@ -1,4 +1,4 @@
-"""roles/fleet_run: the run's start facts and each Pi's record, run by ansible-playbook on the control host."""
+"""roles/fleet_run: the run's start facts and each Pi's record, run by ansible-playbook on this host."""
 
 from __future__ import annotations
 
