@@ -1,8 +1,8 @@
 """Build the fleet report (JSON + markdown) from what the plays learned about each Pi (Ansible filters).
 
-Inputs per host are facts set by the plays and roles: `health_report` (health role), `fleet_deploy`
-(deploy.yml / rollback.yml outcome), the hailort role's accelerator facts and `fleet_benchmark`
-(benchmark.yml). A host the run never reached has none of them: it is reported unreachable, never healthy.
+Inputs per host are facts set by the roles: `health_report` (health), `fleet_deploy` (fleet_run's record of
+the Pi's outcome), hailort's accelerator facts and `fleet_benchmark` (benchmark). A host the run never
+reached has none of them: it is reported unreachable, never healthy.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def benchmark_measurements(
 ) -> dict[str, Any]:
     """The figures the seed targets are judged on, each a number or {"reason": why it was not measured}.
 
-    `load` is the on-Pi load run's JSON (playbooks/files/load_run.py); the hailortcli dicts come from the
-    hailortcli filters: None when it did not run (no accelerator) or failed (`hailortcli_error`).
+    `load` is the on-Pi load run's JSON (roles/benchmark/files/load_run.py); the hailortcli dicts come
+    from the hailortcli filters: None when it did not run (no accelerator) or failed (`hailortcli_error`).
     """
     measured: dict[str, Any] = {}
     no_load = {"reason": "the on-Pi load run did not complete"}

@@ -1,4 +1,4 @@
-"""Make the playbooks' filter plugins and helper files importable as plain modules for unit tests."""
+"""Make the playbooks' filter plugins and scripts importable as plain modules for unit tests."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,6 @@ ROOT = Path(__file__).resolve().parents[2]
 for folder in (
     ROOT / "playbooks" / "filter_plugins",
     ROOT / "roles" / "hailort" / "filter_plugins",
-    ROOT / "playbooks" / "files",
     ROOT / "scripts",
 ):
     if str(folder) not in sys.path:

@@ -156,7 +156,7 @@ def run_load(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8000/infer")
+    parser.add_argument("--url", required=True, help="the app's /infer URL on this Pi")
     parser.add_argument(
         "--bundle", type=Path, required=True, help="the deployed bundle folder (real windows)"
     )
