@@ -94,6 +94,18 @@ class Fleet:
     def start(self, pi: str) -> None:
         simfleet.start(self.client, pi, self.spec)
 
+    def power_cut(self, pi: str) -> None:
+        """Pull the Pi's plug: SIGKILL to all its processes at once, no shutdown. Its files stay as written
+        (the container's filesystem survives, as a disk does); what fsync adds on real storage only a unit
+        test can see."""
+        self.client.containers.get(pi).kill()
+
+    def block_ssh(self, pi: str, blocked: bool = True) -> None:
+        """Drop every packet to the Pi's sshd (blocked) or stop dropping them: open connections hang until
+        ServerAlive gives up and new ones time out, as on a cut cable; `docker exec` still reaches the Pi."""
+        code, out = self.sh(pi, f"iptables {'-I' if blocked else '-D'} INPUT -p tcp --dport 22 -j DROP")
+        assert code == 0, (pi, out)
+
     def wait_ssh(self, pi: str, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

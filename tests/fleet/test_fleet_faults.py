@@ -1,5 +1,6 @@
-"""End-to-end deploy faults (issue 12): a disk that fills during the copy and a bundle damaged on the control
-host after the build.
+"""End-to-end deploy faults (issue 12): a disk that fills during the copy, a bundle damaged on the control
+host after the build, a Pi that loses power right after the `current` switch and an SSH connection cut in the
+middle of the bundle copy.
 
 Each fault hits the canary (hp-pi-1), so a failed canary stops the rollout and the other Pis are left
 alone; each test ends with every Pi on a verified release (the new one or the one before), EdgeInfer on the
@@ -10,6 +11,7 @@ version (a new bundle is what gets copied).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,4 +228,110 @@ def test_a_bundle_damaged_on_the_control_host_after_the_build_is_refused_before_
     assert not started(run, CANARY, "Bundle |") and not started(run, CANARY, "Release | the root folder")
     assert_refused_on_canary(fleet, run, before)
     # The whole fleet this time, so the next file starts from one release.
+    converge(fleet, play, extravars, limit=None)
+
+
+def test_a_pi_that_loses_power_right_after_the_switch_boots_on_the_new_release_and_the_next_run_converges(
+    fleet: Fleet, play, tmp_path
+):
+    extravars = new_model(tmp_path, 1.13)
+    before = {pi: snapshot(fleet, pi) for pi in fleet.names}
+    switched_to: list[str] = []
+
+    def pull_the_plug(event: dict[str, Any]) -> None:
+        # The switch module has returned: current and history.json are written. The restart onto the new
+        # release, EdgeInfer and the health gate have not run, so the Pi is cut in the middle of its deploy.
+        if not switched_to and task_event(event, "runner_on_ok", CANARY, "Activate | switch current"):
+            fleet.power_cut(CANARY)
+            switched_to.append((event.get("event_data") or {}).get("res") or {})
+
+    run = play(extravars, on_event=pull_the_plug)
+
+    assert switched_to, "the deploy never switched the canary"
+    assert switched_to[0].get("switched") is True, switched_to
+    assert run.rc != 0 and CANARY in run.hosts_with("dark"), (run.status, run.stats)
+    # The rollout stopped at the canary: the other Pis are as they were.
+    for pi in (PI2, PI3):
+        assert snapshot(fleet, pi) == before[pi], pi
+        assert_verified(fleet, pi)
+
+    fleet.start(CANARY)
+    # The Pi boots on what the switch wrote: the new release, complete, recorded as current with the one it
+    # came from as previous, no half-written link or history beside them, and nothing it had before lost.
+    new, old = switched_to[0]["current"], before[CANARY]["current"]
+    after = snapshot(fleet, CANARY)
+    assert after["current"] == new != old
+    assert after["history"]["current"] == new and after["history"]["previous"] == old, after["history"]
+    assert after["history"]["entries"][-1]["release"] == new, after["history"]
+    assert after["history"]["entries"][-2] == before[CANARY]["history"]["entries"][-1], after["history"]
+    assert set(before[CANARY]["releases"]) < set(after["releases"]), after["releases"]
+    top = fleet.listing(CANARY, "")
+    assert not [name for name in top if name.endswith(".tmp")], top
+    assert_no_partial_parts(fleet, CANARY)
+    # systemd started the app on its own from current; EdgeInfer came back with the env pointing at it.
+    assert assert_verified(fleet, CANARY) == new
+
+    assert converge(fleet, play, extravars, limit=None) == new
+    again = play(extravars)
+    assert_clean(again)
+    changed = {host: again.count("changed", host) for host in fleet.names}
+    assert changed == dict.fromkeys(fleet.names, 0), changed
+
+
+def test_an_ssh_connection_cut_mid_copy_leaves_the_pi_on_its_release_and_the_next_run_converges(
+    fleet: Fleet, play, tmp_path
+):
+    extravars = new_model(tmp_path, 1.14)
+    before = {pi: snapshot(fleet, pi) for pi in fleet.names}
+    partial = f"{ROOT}/bundles/.tmp-*"
+    landed: list[str] = []  # the partial copy's files when the connection was cut
+    watching: list[threading.Thread] = []
+    blocked: list[bool] = []
+
+    def cut_once_a_file_landed() -> None:
+        # The copy's first file is in place and the others are still to come: the cut lands mid-copy.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            code, out = fleet.sh(CANARY, f"ls -A {partial}")
+            if code == 0 and out:
+                fleet.block_ssh(CANARY)
+                blocked.append(True)
+                landed.extend(out.split())
+                return
+            time.sleep(0.1)
+
+    def watch(event: dict[str, Any]) -> None:
+        if not watching and task_event(event, "runner_on_start", CANARY, "Bundle | copy the model bundle"):
+            watching.append(threading.Thread(target=cut_once_a_file_landed, daemon=True))
+            watching[0].start()
+        # Ansible gave the Pi up (ServerAlive, then a reconnect timing out): the cable is plugged back in.
+        if blocked and event.get("event") == "runner_on_unreachable":
+            fleet.block_ssh(CANARY, blocked=False)
+            blocked.clear()
+
+    try:
+        run = play(extravars, on_event=watch)
+    finally:
+        if watching:
+            watching[0].join(timeout=130)
+        if blocked:
+            fleet.block_ssh(CANARY, blocked=False)
+
+    assert landed, "the canary's bundle copy never wrote a file"
+    lost = [event for event in run.events if task_event(event, "runner_on_unreachable", CANARY, "Bundle |")]
+    assert lost, (run.status, run.stats, run.failure_messages())
+    assert run.rc != 0 and CANARY in run.hosts_with("dark"), (run.status, run.stats)
+    # The canary keeps what it had: same current, history, releases and runtimes. The partial copy sits under
+    # its .tmp- name (a lost Pi runs no rescue), which no release links to; the next run removes it first.
+    after = snapshot(fleet, CANARY)
+    partials = [name for name in after["bundles"] if name.startswith(".tmp-")]
+    assert len(partials) == 1, after["bundles"]
+    assert {**after, "bundles": [name for name in after["bundles"] if name not in partials]} == before[CANARY]
+    links = output(fleet, CANARY, f"readlink {ROOT}/current {ROOT}/releases/*/bundle {ROOT}/releases/*/venv")
+    assert ".tmp-" not in links, links
+    assert assert_verified(fleet, CANARY) == before[CANARY]["current"]
+    for pi in (PI2, PI3):
+        assert snapshot(fleet, pi) == before[pi], pi
+        assert_verified(fleet, pi)
+
     converge(fleet, play, extravars, limit=None)
