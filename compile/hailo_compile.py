@@ -43,7 +43,7 @@ def model_script(calibset_size: int) -> str:
 
 
 def compile_hef(
-    hailo_onnx: Path,
+    dfc_onnx: Path,
     normalization: Normalization,
     calibration: np.ndarray,
     hw_arch: str,
@@ -67,7 +67,7 @@ def compile_hef(
         request = {
             "contract": dfc_stage.CONTRACT,
             "hw_arch": hw_arch,
-            "onnx": str(hailo_onnx.resolve()),
+            "onnx": str(dfc_onnx.resolve()),
             "net_name": NET_NAME,
             "start_node_names": [HAILO_INPUT_NAME],
             "end_node_names": [LATENT_NODE, MOTIF_NODE],
@@ -79,7 +79,7 @@ def compile_hef(
         }
         response = _run_stage(request, work, python)
         if not response.get("ok"):
-            raise CompileError(f"Hailo DFC failed on {hailo_onnx.name}: {response.get('error')}")
+            raise CompileError(f"Hailo DFC failed on {dfc_onnx.name}: {response.get('error')}")
         emulated = [np.load(work / name) for name in response["emulated"]]
         hef = out_dir / response["hef"]
         hars = [out_dir / name for name in response["hars"]]

@@ -44,19 +44,19 @@ class _Windows(CalibrationDataReader):
 
 def int8_proxy(
     served_onnx: Path,
-    hailo_onnx: Path,
+    dfc_onnx: Path,
     normalization: Normalization,
     calibration: np.ndarray,
     windows: np.ndarray,
 ) -> dict[str, Any]:
-    """Quantize ``hailo_onnx`` (z-scored NCHW in) on the raw ``calibration`` windows z-scored, and compare it
+    """Quantize ``dfc_onnx`` (z-scored NCHW in) on the raw ``calibration`` windows z-scored, and compare it
     on ``windows`` against the float ``served_onnx`` (raw in)."""
     with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
         quantized = Path(tmp) / "int8.onnx"
         # quantize_static logs a pre-processing hint on the root logger at WARNING; it does not apply here.
         logging.disable(logging.WARNING)
         try:
-            quantize_hailo_part(hailo_onnx, quantized, normalization, calibration)
+            quantize_dfc_input(dfc_onnx, quantized, normalization, calibration)
         finally:
             logging.disable(logging.NOTSET)
         q_latent, q_scores = session(quantized).run(
@@ -70,12 +70,12 @@ def _nchw(normalization: Normalization, windows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(hailo_input(normalization, windows).transpose(0, 3, 1, 2))
 
 
-def quantize_hailo_part(
-    hailo_onnx: Path, quantized: Path, normalization: Normalization, calibration: np.ndarray
+def quantize_dfc_input(
+    dfc_onnx: Path, quantized: Path, normalization: Normalization, calibration: np.ndarray
 ) -> None:
-    """Write the int8 QDQ model of ``hailo_onnx``, calibrated on the raw ``calibration`` windows z-scored."""
+    """Write the int8 QDQ model of ``dfc_onnx``, calibrated on the raw ``calibration`` windows z-scored."""
     quantize_static(
-        str(hailo_onnx),
+        str(dfc_onnx),
         str(quantized),
         _Windows(HAILO_INPUT_NAME, _nchw(normalization, calibration)),
         quant_format=QuantFormat.QDQ,

@@ -11,7 +11,7 @@ from onnx import numpy_helper
 from compile.build import Inputs, verification_windows
 from compile.errors import CompileError
 from compile.export import HAILO_INPUT_NAME, INPUT_NAME, OPSET, build_onnx, encode_latents, save_onnx
-from compile.int8_check import int8_proxy, quantize_hailo_part
+from compile.int8_check import int8_proxy, quantize_dfc_input
 from compile.load import load_source
 from compile.motifs import fit_motifs
 from compile.normalization import default_normalization, load_normalization
@@ -164,7 +164,7 @@ def test_trained_encoder_matches_its_source_onnx(trained_onnx: Path, model_confi
     assert figures["onnxruntime_vs_torch"]["latent_max_abs"] <= 1e-4
 
 
-def _served_and_hailo_part(default_parts, folder: Path) -> tuple[Path, Path]:
+def _served_and_dfc_input(default_parts, folder: Path) -> tuple[Path, Path]:
     source, normalization, motifs, _ = default_parts
     served, hailo = folder / "m.onnx", folder / "hailo.onnx"
     save_onnx(build_onnx(source.encoder, normalization, motifs, {}), served)
@@ -174,7 +174,7 @@ def _served_and_hailo_part(default_parts, folder: Path) -> tuple[Path, Path]:
 
 def test_int8_proxy_reports_cosine_and_motif_agreement(default_parts, tmp_path: Path):
     _, normalization, _, windows = default_parts
-    served, hailo = _served_and_hailo_part(default_parts, tmp_path)
+    served, hailo = _served_and_dfc_input(default_parts, tmp_path)
     figures = int8_proxy(served, hailo, normalization, windows, windows[:MIN_WINDOWS])
     assert figures["method"].startswith("onnxruntime static QDQ")
     assert figures["windows"] == MIN_WINDOWS
@@ -189,9 +189,9 @@ def test_int8_proxy_quantizes_the_z_scored_input_as_the_chip_does(default_parts,
     """The chip's 8-bit input step is (max - min) / 255 of the z-scored calibration set, one per tensor; the
     proxy's graph input must carry that step, not one set by raw magnetometer values."""
     _, normalization, _, windows = default_parts
-    _, hailo = _served_and_hailo_part(default_parts, tmp_path)
+    _, hailo = _served_and_dfc_input(default_parts, tmp_path)
     quantized = tmp_path / "int8.onnx"
-    quantize_hailo_part(hailo, quantized, normalization, windows)
+    quantize_dfc_input(hailo, quantized, normalization, windows)
     model = onnx.load(str(quantized))
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     (q_input,) = [
