@@ -26,6 +26,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from bundle_contract.files import METADATA_FILE, BundleError, verify_bundle
+
 REPO = Path(__file__).resolve().parent.parent
 # Defaults: Raspberry Pi OS bookworm (CPython 3.11, glibc 2.36). Trixie is --python 3.13 --glibc 2.41.
 DEFAULT_PYTHON = "3.11"
@@ -69,8 +71,6 @@ def constraints_for(python: str) -> Path:
 
 def read_bundle_version(bundle: Path) -> str:
     """The bundle's version, after checking it is intact with the same function the Pis use."""
-    from bundle_contract.files import BundleError, verify_bundle
-
     try:
         metadata = verify_bundle(bundle)
     except BundleError as exc:
@@ -227,8 +227,8 @@ def build_release(
 ) -> dict[str, Any]:
     constraints_for(python)  # an unpinned Python is refused before anything is built
     bundle = bundle.resolve()
-    if not (bundle / "model_metadata.json").is_file():
-        raise ReleaseError(f"{bundle} is not a bundle folder (no model_metadata.json)")
+    if not (bundle / METADATA_FILE).is_file():
+        raise ReleaseError(f"{bundle} is not a bundle folder (no {METADATA_FILE})")
     bundle_version = read_bundle_version(bundle)
     runtime = None
     if reuse_from is not None:
@@ -243,7 +243,7 @@ def build_release(
         "release": f"{bundle_version}-{runtime['runtime_id']}",
         "bundle_version": bundle_version,
         "bundle_dir": str(bundle),
-        "bundle_metadata_sha256": hashlib.sha256((bundle / "model_metadata.json").read_bytes()).hexdigest(),
+        "bundle_metadata_sha256": hashlib.sha256((bundle / METADATA_FILE).read_bytes()).hexdigest(),
         "bundle_bytes": tree_bytes(bundle),
         **runtime,
     }
