@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAMES, session_options  # noqa: E402
+from bundle_contract.files import CALIBRATION_FILE, METADATA_FILE  # noqa: E402
 
 CONCURRENCY = (1, 4, 8, 16)
 TRAINED_MODEL = REPO.parent / "shared" / "models" / "tcn_encoder_for_edgeinfer.onnx"
@@ -371,8 +372,8 @@ def main() -> int:
         parser.error("--rounds must be at least 3: one round per side is noise, not a comparison")
 
     bundle = args.bundle or benchmark_bundle()
-    metadata = json.loads((bundle / "model_metadata.json").read_text())
-    windows = np.load(bundle / "calibration_set.npy").astype(np.float32)
+    metadata = json.loads((bundle / METADATA_FILE).read_text())
+    windows = np.load(bundle / CALIBRATION_FILE).astype(np.float32)
     bodies = [json.dumps({"x": w.tolist()}).encode() for w in windows]
     workers = args.workers or int(os.environ.get("HAILO_PIPELINE_WORKERS", "2"))
 

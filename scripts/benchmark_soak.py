@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from app_process import AppProcess, post_infer
 
+from bundle_contract.files import CALIBRATION_FILE
+
 REPO = Path(__file__).resolve().parents[1]
 JSON_TWICE = [("Content-Type", "application/json")] * 2  # as EdgeInfer sends it
 RSS_METRIC = "hailo_pipeline_worker_resident_memory_bytes"
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     bundle = args.bundle or build_default_bundle()
-    windows = np.load(bundle / "calibration_set.npy")[:64]
+    windows = np.load(bundle / CALIBRATION_FILE)[:64]
     good = [json.dumps({"x": w.astype(float).round(4).tolist()}).encode() for w in windows]
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
         server = AppProcess(bundle, Path(workdir), args.workers)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bundle_contract.files import METADATA_FILE
 from simfleet.paths import project_root
 from simfleet.rootfs import RootfsSpec, ensure_rootfs
 
@@ -179,7 +180,7 @@ def x86_reference(bundle: Path) -> tuple[list[float], list[float]]:
 
     from compile.verify import run_exported  # imports torch: only this command pays for it
 
-    metadata = json.loads((bundle / "model_metadata.json").read_text())
+    metadata = json.loads((bundle / METADATA_FILE).read_text())
     window = np.asarray(metadata["golden"]["window"], dtype=np.float32)
     latent, scores = run_exported(bundle / metadata["model"]["onnx"], window[None])
     return latent[0].astype(float).tolist(), scores[0].astype(float).tolist()
@@ -316,7 +317,7 @@ def serve_and_compare(
     log: Path,
 ) -> Served:
     port = _free_port()
-    metadata = json.loads((bundle / "model_metadata.json").read_text())
+    metadata = json.loads((bundle / METADATA_FILE).read_text())
     base = f"http://127.0.0.1:{port}"
     # The tmpfs is mounted over this folder inside the namespace only; the folder itself is ours to remove.
     with tempfile.TemporaryDirectory(prefix="hp-arm64-") as scratch, log.open("w") as out:
