@@ -3,10 +3,12 @@ real compile CLI (the compile tests build theirs in-process instead, to test `bu
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +42,8 @@ def build_bundle() -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build_bundle(tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="session")
+def bundle_metadata(default_bundle: Path) -> dict[str, Any]:
+    return json.loads((default_bundle / "model_metadata.json").read_text())

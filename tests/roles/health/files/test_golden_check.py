@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 SCRIPT = REPO / "roles" / "health" / "files" / "golden_check.py"
 EDGEINFER_PATH = "/api/v1/analysis/infer"
 _SANDBOX: dict[str, Path] = {}
