@@ -236,7 +236,7 @@ def test_a_pi_that_loses_power_right_after_the_switch_boots_on_the_new_release_a
 ):
     extravars = new_model(tmp_path, 1.13)
     before = {pi: snapshot(fleet, pi) for pi in fleet.names}
-    switched_to: list[str] = []
+    switched_to: list[dict[str, Any]] = []  # the switch module's result, once the plug is pulled
 
     def pull_the_plug(event: dict[str, Any]) -> None:
         # The switch module has returned: current and history.json are written. The restart onto the new

@@ -11,7 +11,8 @@ description:
     really points at, with an entry whose action is C(reconciled).
   - With O(target), switches C(current) to C(releases/<target>) (a relative link) if it points elsewhere and
     records the switch. Every write is a new file beside its final name, fsynced, renamed over it, and the
-    folder fsynced, so a power loss leaves either the old or the new file, never a torn one.
+    folder fsynced, so a power loss leaves either the old or the new file, never a torn one. Before the link,
+    the filesystems are synced, so the release it names is on disk too.
   - Without O(target), only reconciles (and returns the state).
   - Supports check mode (reports what it would change, writes nothing).
 options:
@@ -156,6 +157,10 @@ def release_switch(
         # (history's current is exactly the release the switch came from); the other order would record a
         # switch that never happened, and its repair would lose the previous release.
         if switched:
+            # The target's files (RELEASE.json, its bundle and runtime, the renames that put them in place)
+            # were written by Ansible without fsync: on disk first, so the durable link never names a lost
+            # release (ext4 may keep a new file's data in memory well after its rename is committed).
+            os.sync()
             _link_current(root, target)
         if switched or repaired:
             _write_history(root, history)
