@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.http import message
 
-# EdgeInfer sends `Content-Type: application/json` twice (../shared/docs/EDGEINFER_CONTRACT.md); gunicorn 27
+# EdgeInfer sends `Content-Type: application/json` twice (docs/EDGEINFER_CONTRACT.md); gunicorn 27
 # answers a repeated Content-Type with its own 400 (RFC 9110 5.3 singleton field) before the app sees it, and
 # has no setting to relax it. The app reads only JSON and checks the type itself; the Host check stays.
 message.RFC9110_5_3_SINGLETON_FIELDS = message.RFC9110_5_3_SINGLETON_FIELDS - {"CONTENT-TYPE"}

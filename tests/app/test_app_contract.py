@@ -1,4 +1,4 @@
-"""EdgeInfer's contract (../shared/docs/EDGEINFER_CONTRACT.md) against the real gunicorn server, for the
+"""EdgeInfer's contract (docs/EDGEINFER_CONTRACT.md) against the real gunicorn server, for the
 default bundle and the trained encoder's bundle."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """roles/health/files/golden_check.py against real loopback HTTP servers: an app stand-in answering with the
 bundle's golden outputs (or wrong ones) and an EdgeInfer stand-in that forwards to it or answers from a random
-stub, as EdgeInfer does when its backend fails (../shared/docs/EDGEINFER_CONTRACT.md)."""
+stub, as EdgeInfer does when its backend fails (docs/EDGEINFER_CONTRACT.md)."""
 
 from __future__ import annotations
 
