@@ -1,6 +1,6 @@
 """`python -m simfleet arm64-check`: the aarch64 releases Pi 5s get, installed and served under qemu.
 
-For each Pi OS release (bookworm, trixie) it builds the aarch64 wheelhouse with scripts/build_release.py for
+For each Pi OS release (bookworm, trixie) it builds the aarch64 wheelhouse with release/build_release.py for
 that release's CPython and glibc, installs it into an arm64 Debian tree of the same release the way
 roles/inference_app/tasks/runtime.yml does, starts `python -m app` (the app's own gunicorn config, ONNX
 Runtime) and compares the golden window's answer with the x86_64 one computed here.
@@ -57,7 +57,7 @@ CPU part\t: 0xd0b
 CPU revision\t: 1
 
 """
-# Where the role puts runtimes and bundles (roles/inference_app/defaults: inference_app_root).
+# Where the role puts runtimes and bundles (group_vars/pis/main.yml: inference_app_root).
 PI_ROOT = "/opt/hailo_pipeline"
 
 
@@ -154,7 +154,7 @@ def build_release(bundle: Path, release: PiRelease, build_dir: Path) -> dict[str
     manifest = build_dir / "arm64" / f"release-{release.suite}.json"
     cmd = [
         sys.executable,
-        str(project_root() / "scripts" / "build_release.py"),
+        str(project_root() / "release" / "build_release.py"),
         "--bundle",
         str(bundle),
         "--platform",

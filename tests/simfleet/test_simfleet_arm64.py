@@ -104,7 +104,7 @@ def test_binfmt_entry_must_exist_be_enabled_and_fix_the_binary(tmp_path):
 
 def test_every_checked_release_has_pins_for_its_python():
     # build_release.py refuses a CPython without pins: a release added here must get its constraints file.
-    spec = importlib.util.spec_from_file_location("build_release", REPO / "scripts" / "build_release.py")
+    spec = importlib.util.spec_from_file_location("build_release", REPO / "release" / "build_release.py")
     assert spec is not None and spec.loader is not None
     build_release = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_release)

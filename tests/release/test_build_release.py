@@ -1,4 +1,4 @@
-"""scripts/build_release.py run as the build playbook runs it: the real pip, PyPI, wheels for x86_64."""
+"""release/build_release.py run as the build playbook runs it: the real pip, PyPI, wheels for x86_64."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 REPO = Path(__file__).resolve().parents[2]
 # What build_release.py reads from the repo (its own folder, the wheel sources).
 SNAPSHOT = (
-    "scripts/build_release.py",
-    "scripts/pi_constraints.txt",
-    "scripts/pi_constraints-trixie.txt",
+    "release/build_release.py",
+    "release/pi_constraints.txt",
+    "release/pi_constraints-trixie.txt",
     "pyproject.toml",
     "README.md",
     "app",
@@ -51,7 +51,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build_release(source: Path, bundle: Path, out: Path, *extra: str, env: dict[str, str] | None = None):
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = str(source)  # the snapshot's bundle_contract, not the working tree's
-    command = [sys.executable, str(source / "scripts" / "build_release.py")]
+    command = [sys.executable, str(source / "release" / "build_release.py")]
     return subprocess.run(
         [*command, "--bundle", str(bundle), "--platform", "x86_64", "--out", str(out), *extra],
         cwd=source,
@@ -65,7 +65,7 @@ def build_release(source: Path, bundle: Path, out: Path, *extra: str, env: dict[
 
 def constraints(source: Path) -> dict[str, str]:
     pins = {}
-    for line in (source / "scripts" / "pi_constraints.txt").read_text().splitlines():
+    for line in (source / "release" / "pi_constraints.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             req = Requirement(line)
@@ -225,7 +225,7 @@ def test_manifest_carries_every_parts_checksum_and_size(
 
 
 def test_the_runtime_id_covers_the_interpreter(source: Path, first_build: dict[str, Any]) -> None:
-    sys.path.insert(0, str(source / "scripts"))
+    sys.path.insert(0, str(source / "release"))
     try:
         import build_release as script
     finally:
@@ -312,7 +312,7 @@ def test_trixie_wheelhouse_is_cp313_with_trixie_numpy(
     assert result.returncode == 0, result.stderr
     wheelhouse = Path(json.loads((out / "release.json").read_text())["wheelhouse_dir"])
     found = wheels(wheelhouse)
-    # Debian trixie's python3-numpy is 2.2.4: the venv carries that one (scripts/pi_constraints-trixie.txt).
+    # Debian trixie's python3-numpy is 2.2.4: the venv carries that one (release/pi_constraints-trixie.txt).
     assert found["numpy"][0] == "2.2.4"
     compiled = [wheel for _, wheel in found.values() if not wheel.name.endswith("-none-any.whl")]
     assert compiled, "no compiled wheels: the interpreter tag was not exercised"

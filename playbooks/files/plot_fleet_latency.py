@@ -3,7 +3,7 @@
 The y axis is logarithmic: a Pi answers in a few ms while EdgeInfer's budget is 45 ms, and on a linear axis
 the bars that matter shrink to slivers under the budget line. Every bar is labelled with its value.
 
-python scripts/plot_fleet_latency.py reports/latest/fleet_report.json reports/latest/latency.png
+python playbooks/files/plot_fleet_latency.py reports/latest/fleet_report.json reports/latest/latency.png
 """
 
 from __future__ import annotations

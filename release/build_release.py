@@ -5,9 +5,9 @@ The Pis have no package index, so every wheel the app needs is downloaded here f
 A release is two content-addressed parts: the runtime (OUT/runtimes/<runtime id>/, the wheels; the id hashes
 them and the interpreter they target) and the bundle (by version). The manifest names both with their sha256s.
 
-    python scripts/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64 \
+    python release/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64 \
         --python 3.13 --glibc 2.41
-    python scripts/build_release.py --bundle build/bundles/tcn-ba9876543210 --platform aarch64 \
+    python release/build_release.py --bundle build/bundles/tcn-ba9876543210 --platform aarch64 \
         --reuse-from build/release.json   # model-only: the previous runtime, checked, not rebuilt
 """
 

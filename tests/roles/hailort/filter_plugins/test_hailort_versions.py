@@ -17,8 +17,8 @@ from hailort_versions import (
 )
 from hef_compat import hailort_hef_refusal
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "hailort"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "HEF_COMPAT.md"
+ROLE = Path(__file__).resolve().parents[4] / "roles" / "hailort"
+DOCS = Path(__file__).resolve().parents[4] / "docs" / "HEF_COMPAT.md"
 
 # The layout of `apt-cache policy` (apt's own output, as on any Debian host) for a Pi whose repo carries two
 # HailoRT releases and a Hailo-10H line, with 4.22 installed; hailo-dkms is known to apt but has no candidate.
