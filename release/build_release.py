@@ -43,7 +43,10 @@ PI_CONSTRAINTS = {
 # Fixed zip timestamps make the app wheel, and so the runtime id, depend only on the source.
 SOURCE_DATE_EPOCH = "315532800"
 # What the app wheel is built from; building a copy keeps setuptools' build/ folder out of ours.
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "app", "bundle_contract", "compile")
+WHEEL_SOURCES = ("pyproject.toml", "app", "bundle_contract", "compile")
+# The wheel's long description (pyproject's readme) is this line, not README.md: a docs edit must not make a
+# new runtime, and so a new venv, on every Pi.
+WHEEL_README = "hailo_pipeline: the model backend EdgeInfer calls on each Pi (see the project's README).\n"
 # The manifest's runtime part: what a model-only release takes over from the previous manifest.
 RUNTIME_KEYS = (
     "runtime_id", "wheelhouse_dir", "wheels", "wheel_bytes", "installed_bytes", "app_version",
@@ -95,6 +98,7 @@ def build_app_wheel(dest: Path) -> Path:
                 shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(path, src / name)
+        (src / "README.md").write_text(WHEEL_README)
         run(
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dest), str(src)],
             "pip wheel",

@@ -26,7 +26,6 @@ SNAPSHOT = (
     "release/pi_constraints.txt",
     "release/pi_constraints-trixie.txt",
     "pyproject.toml",
-    "README.md",
     "app",
     "bundle_contract",
     "compile",
@@ -337,3 +336,22 @@ def test_malformed_target_versions_are_usage_errors(
         result = build_release(source, default_bundle, tmp_path / "out", flag, value)
         assert result.returncode == 2
         assert f"argument {flag}: '{value}' is not X.Y" in result.stderr
+
+
+def test_a_docs_edit_keeps_the_runtime(
+    source: Path, first_build: dict[str, Any], default_bundle: Path
+) -> None:
+    # The wheel's long description is a fixed line, so a README edit is no reason for a new venv on every Pi.
+    out: Path = first_build["out"]
+    # The manifest newer than every wheel source (an earlier test moved their times), the README newer still.
+    newest = max(path.stat().st_mtime for path in source.rglob("*") if path.is_file())
+    os.utime(out / "release.json", (newest + 10, newest + 10))
+    (source / "README.md").write_text("edited after the release was built\n")
+    os.utime(source / "README.md", (newest + 20, newest + 20))
+    result = build_release(
+        source, default_bundle, out, "--manifest", str(out / "again.json"),
+        "--reuse-from", str(out / "release.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"reusing runtime {first_build['manifest']['runtime_id']}" in result.stderr
+    assert json.loads((out / "again.json").read_text())["release"] == first_build["manifest"]["release"]
