@@ -1,6 +1,6 @@
 """The golden window: does a latent answered for the bundle's ``golden.window`` match ``golden.latent``?
 
-One judgment for the app's warm-up, the health role's check and the EdgeInfer watch.
+One judgment for the app's warm-up and the EdgeInfer watch (the health role's check keeps a copy: DESIGN.md).
 """
 
 from __future__ import annotations

@@ -101,6 +101,8 @@ def run_playbook(
             cmdline="--check --diff" if check else None,
             envvars={
                 "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                # That tree's own packages (its compile/, app/), not the ones the venv's editable install maps
+                "PYTHONPATH": str(root),
                 "ANSIBLE_FORCE_COLOR": "0",
                 # The ansible-playbook next to this interpreter (the venv's) first, whatever PATH says.
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

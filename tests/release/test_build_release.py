@@ -250,7 +250,7 @@ def test_wheelhouse_matches_the_pi_constraints_exactly(source: Path, first_build
 
 
 def test_app_wheel_carries_the_bundle_contract(first_build: dict[str, Any]) -> None:
-    # The roles' `python -m app.bundle` and the health role's golden_check.py import it from the release venv.
+    # The roles' `python -m app.bundle` imports it from the release venv.
     with zipfile.ZipFile(app_wheel(Path(first_build["manifest"]["wheelhouse_dir"]))) as archive:
         names = set(archive.namelist())
     assert {"app/bundle.py", "bundle_contract/files.py", "bundle_contract/golden.py"} <= names

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import shutil
 import socket
 import struct
 import subprocess
@@ -26,18 +25,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[4]
 SCRIPT = REPO / "roles" / "health" / "files" / "golden_check.py"
 EDGEINFER_PATH = "/api/v1/analysis/infer"
-_SANDBOX: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def sandboxed_script(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The script beside a copy of bundle_contract and nothing else, as the release venv has it on a Pi."""
-    folder = tmp_path_factory.mktemp("pi")
-    shutil.copy2(SCRIPT, folder / SCRIPT.name)
-    shutil.copytree(
-        REPO / "bundle_contract", folder / "bundle_contract", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    _SANDBOX["script"] = folder / SCRIPT.name
 
 
 class StandIn(ThreadingHTTPServer):
@@ -204,9 +191,9 @@ def closed_port_url() -> str:
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess[str]:
-    # -E -S: no PYTHONPATH, no site-packages; only the script's own folder (holding bundle_contract) is added.
+    # -I -S: no site-packages, as with Pi OS's bare python3; the script must need the standard library only.
     return subprocess.run(
-        [sys.executable, "-E", "-S", str(_SANDBOX["script"]), *args],
+        [sys.executable, "-I", "-S", str(SCRIPT), *args],
         capture_output=True,
         text=True,
         check=False,
