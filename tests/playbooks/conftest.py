@@ -1,7 +1,10 @@
 """Make the playbooks' filter plugins and files, and the scripts they use, importable for unit tests."""
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 for folder in (
@@ -12,3 +15,16 @@ for folder in (
 ):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
+
+
+@pytest.fixture(scope="session")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One "Pi": the control host over a local connection, enough for the control-host phases."""
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+    pi = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_become": False,
+    }
+    path.write_text(json.dumps({"all": {"children": {"pis": {"hosts": {"pi-local": pi}}}}}))
+    return path

@@ -45,18 +45,6 @@ def snapshot(folder: Path) -> dict[str, int]:
     return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")}
 
 
-@pytest.fixture(scope="module")
-def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
-    pi = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "ansible_become": False,
-    }
-    path.write_text(json.dumps({"all": {"children": {"pis": {"hosts": {"pi-local": pi}}}}}))
-    return path
-
-
 def model_config(path: Path) -> Path:
     """Another normalization than the default: a new bundle version from the same model."""
     sys.path.insert(0, str(ROOT))

@@ -31,18 +31,6 @@ def ansible_playbook(inventory: Path, *args: str) -> subprocess.CompletedProcess
     )
 
 
-@pytest.fixture
-def inventory(tmp_path: Path) -> Path:
-    path = tmp_path / "hosts.yml"
-    pi = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "ansible_become": False,
-    }
-    path.write_text(json.dumps({"all": {"children": {"pis": {"hosts": {"pi-local": pi}}}}}))
-    return path
-
-
 def play_tags(output: str) -> dict[str, set[str]]:
     """{play name: its task tags} from `--list-tags` output."""
     plays: dict[str, set[str]] = {}

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[4]
-SPEC = importlib.util.spec_from_file_location(
-    "release_switch", REPO / "roles" / "inference_app" / "library" / "release_switch.py"
-)
-assert SPEC and SPEC.loader
-release_switch = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(release_switch)
+import release_switch
 
 
 @pytest.fixture
