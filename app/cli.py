@@ -11,6 +11,7 @@ from pathlib import Path
 from app.backends.base import BackendError
 from app.backends.selection import choose_backend
 from app.config import BACKENDS, ENV_DOC, AppConfig, ConfigError
+from app.handover import REEXEC_ARGV_ENV, reexec_argv
 from bundle_contract.files import BundleError, read_metadata, verify_bundle
 
 log = logging.getLogger("app.cli")
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"python -m app: {exc}", file=sys.stderr)
         return 2
+    # A release switch re-execs gunicorn's master as this same command, through `current` (app/handover.py).
+    env[REEXEC_ARGV_ENV] = reexec_argv(sys.executable, sys.argv[1:] if argv is None else argv)
     command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF)]
     for address in args.bind or [DEFAULT_BIND]:
         command += ["--bind", address]

@@ -14,6 +14,8 @@ from typing import Any
 
 from gunicorn.http import message
 
+from app import handover
+
 # EdgeInfer sends `Content-Type: application/json` twice (docs/EDGEINFER_CONTRACT.md); gunicorn 27
 # answers a repeated Content-Type with its own 400 (RFC 9110 5.3 singleton field) before the app sees it, and
 # has no setting to relax it. The app reads only JSON and checks the type itself; the Host check stays.
@@ -52,13 +54,30 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hailo-pipeline-metrics-")
 
 
+# Set in a master re-exec'd to switch releases (app/handover.py): counts its first workers as they get ready.
+_READY: handover.ReadyCount | None = None
+
+
 def on_starting(server: Any) -> None:
-    """Counters from a previous run would be summed into this one: start every run with an empty folder."""
+    """Counters from a previous run would be summed into this one: start every run with an empty folder.
+    A master taking over keeps them: the old release's workers still write there, and counters carry on."""
+    global _READY
+    handover.set_reexec_target(server)
     folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink()
+    if handover.taking_over():
+        _READY = handover.ReadyCount(server.cfg.workers)
+    else:
+        for stale in folder.glob("*.db"):
+            stale.unlink()
     server.log.info("metrics folder %s", folder)
+
+
+def post_worker_init(worker: Any) -> None:
+    """A worker of a master taking over serves only once its model passed the golden window."""
+    if handover.taking_over():
+        handover.load_before_serving(worker.wsgi)
+        handover.retire_old_master(_READY, worker.ppid)
 
 
 def child_exit(server: Any, worker: Any) -> None:

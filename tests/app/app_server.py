@@ -46,7 +46,9 @@ class AppServer:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         with_hailo_double: bool = False,
+        cwd: Path = REPO,
     ) -> None:
+        self.cwd = cwd
         self.port = free_port()
         self.workers = workers
         self.workdir = workdir
@@ -70,7 +72,7 @@ class AppServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            self.command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            self.command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         return self
 
