@@ -81,10 +81,10 @@ def load_before_serving(app: Any) -> None:
 
 
 def retire_old_master(ready: ReadyCount | None, master_pid: int) -> None:
-    """Called in each new worker once it is ready; the last one completes the handover."""
-    old = os.environ.get(OLD_MASTER_ENV)
-    if ready is None or old is None or not ready.one_more():
+    """Called in each ready worker of a master taking over; the last one completes the handover."""
+    if ready is None or not ready.one_more():
         return
+    old = os.environ[OLD_MASTER_ENV]
     # The new master becomes the unit's main process before the old one exits, so systemd neither sees the
     # service stop nor kills the new master with it (NotifyAccess=all in the unit; a no-op outside systemd).
     systemd.sd_notify(f"MAINPID={master_pid}", log)

@@ -163,8 +163,7 @@ def serve(root: Path, tmp_path: Path, notify: Notify) -> AppServer:
 @pytest.fixture
 def layout(tmp_path: Path, default_bundle: Path) -> tuple[Path, Notify]:
     root = tmp_path / "opt"
-    point_current_to = release(root, "a", default_bundle)
-    point_current(root, point_current_to)
+    point_current(root, release(root, "a", default_bundle))
     return root, Notify(tmp_path / "notify.sock")
 
 
