@@ -35,14 +35,13 @@ def relist(bundle: Path, **model: object) -> None:
     path.write_text(json.dumps(metadata))
 
 
-@pytest.fixture(scope="session")
-def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default bundle plus a "HEF" for the hailo_platform test double (tests/doubles): the graph from the
+def with_test_double_hefs(source: Path, into: Path) -> Path:
+    """A copy of `source` plus a "HEF" for the hailo_platform test double (tests/doubles): the graph from the
     z-scored tensor on (what compile hands the DFC), metadata declaring compile's HEF input contract, outputs
     named like HEF layers rather than the ONNX outputs, and the 12 scores shaped [1, 12], as a compiled HEF
     may."""
-    bundle = tmp_path_factory.mktemp("hailo") / default_bundle.name
-    shutil.copytree(default_bundle, bundle)
+    bundle = into / source.name
+    shutil.copytree(source, bundle)
     spec = {
         "test_double_hef": True,
         "onnx": "tcn_encoder.onnx",
@@ -59,6 +58,17 @@ def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory)
         hefs[arch] = {"file": f"tcn_encoder_{arch}.hef", "hars": [], "dfc_version": "3.33.0+test-double"}
     relist(bundle, kind="hef", hefs=hefs, hef_input=HEF_INPUT)
     return bundle
+
+
+@pytest.fixture(scope="session")
+def test_double_hefs() -> Callable[[Path, Path], Path]:
+    """with_test_double_hefs, for modules that make HEF bundles of their own models."""
+    return with_test_double_hefs
+
+
+@pytest.fixture(scope="session")
+def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return with_test_double_hefs(default_bundle, tmp_path_factory.mktemp("hailo"))
 
 
 @pytest.fixture

@@ -147,14 +147,23 @@ def gone(pid: int, timeout: float) -> bool:
     return False
 
 
-def serve(root: Path, tmp_path: Path, notify: Notify) -> AppServer:
+def serve(
+    root: Path,
+    tmp_path: Path,
+    notify: Notify,
+    *,
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+    hailo_double: bool = False,
+) -> AppServer:
     current = root / "current"
     server = AppServer(
         current / "bundle",
         tmp_path,
-        workers=2,
-        env={"NOTIFY_SOCKET": str(notify.path), "PWD": str(current)},
+        workers=workers,
+        env={"NOTIFY_SOCKET": str(notify.path), "PWD": str(current), **(env or {})},
         cwd=current,
+        with_hailo_double=hailo_double,
     )
     server.command[0] = str(current / "venv" / "bin" / "python")
     return server.start()
@@ -239,3 +248,112 @@ def test_a_release_that_cannot_serve_never_takes_a_request(
     assert outcomes and all(o[0] == 200 and same_latent(o[1], old["latent"]) for o in outcomes), [
         o for o in outcomes if o[0] != 200
     ][:5]
+
+
+# The HailoRT backend against the hailo_platform TEST DOUBLE (tests/doubles), whose chip one process holds
+# unless every holder goes through hailort.service.
+
+
+@pytest.fixture
+def hailort_service(tmp_path: Path) -> Iterator[str]:
+    """A listening Unix socket standing in for hailort.service (HAILORT_SERVICE_ADDRESS)."""
+    path = tmp_path / "hailort_uds.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen()
+        yield f"unix://{path}"
+
+
+def chip_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def hailo_layout(
+    tmp_path: Path,
+    hailo_bundle: Path,
+    bundle_b: Path,
+    test_double_hefs: Callable[[Path, Path], Path],
+) -> tuple[Path, Notify, Path]:
+    root = tmp_path / "opt"
+    point_current(root, release(root, "a", hailo_bundle))
+    release(root, "b", test_double_hefs(bundle_b, tmp_path))
+    return root, Notify(tmp_path / "notify.sock"), tmp_path / "events.jsonl"
+
+
+def test_on_the_chip_both_releases_hold_it_through_the_service_during_the_switch(
+    hailo_layout: tuple[Path, Notify, Path], tmp_path: Path, hailort_service: str
+) -> None:
+    root, notify, log = hailo_layout
+    old, new = golden(root / "releases" / "a" / "bundle"), golden(root / "releases" / "b" / "bundle")
+    env = {
+        "HAILO_DOUBLE_EVENTS": str(log),
+        "HAILO_PIPELINE_BACKEND": "hailort",
+        "HAILO_PIPELINE_HAILO_MULTI_PROCESS": "true",
+        "HAILORT_SERVICE_ADDRESS": hailort_service,
+    }
+    server = serve(root, tmp_path, notify, env=env, hailo_double=True)
+    new_master = None
+    try:
+        server.wait_ready()
+        old_master = server.process.pid
+        with Traffic(server, old["window"]) as traffic:
+            time.sleep(0.3)
+            point_current(root, "b")
+            os.kill(old_master, signal.SIGUSR2)
+            notify.receive(lambda seen: main_pid(seen) is not None, timeout=60)
+            new_master = main_pid(notify.messages)
+            assert new_master is not None and new_master != old_master, (
+                notify.messages,
+                server.log()[-3000:],
+            )
+            assert server.process.wait(timeout=30) == 0, "the old master did not retire"
+            time.sleep(0.3)
+        assert server.request("GET", "/healthz").json()["backend"] == "hailort"
+    finally:
+        if new_master is not None:
+            os.kill(new_master, signal.SIGTERM)
+            gone(new_master, 20)
+        server.stop()
+    outcomes = traffic.outcomes
+    assert outcomes and all(
+        o[0] == 200 and any(same_latent(o[1], g["latent"]) for g in (old, new)) for o in outcomes
+    ), [o[:1] for o in outcomes if o[0] != 200][:5]
+    assert all(same_latent(o[1], new["latent"]) for o in outcomes[-10:])
+    seen = chip_events(log)
+    opened = [e for e in seen if e["event"] == "vdevice"]
+    assert len(opened) == 4 and all(e["multi_process_service"] for e in opened), opened
+    # The new release's workers opened the chip while the old ones still held it: no release came between.
+    first_new = next(
+        i
+        for i, e in enumerate(seen)
+        if e["event"] == "vdevice" and e["pid"] not in {opened[0]["pid"], opened[1]["pid"]}
+    )
+    assert not [e for e in seen[:first_new] if e["event"] == "release"], seen[:first_new]
+
+
+def test_on_the_chip_without_the_service_a_reload_is_refused_and_the_old_release_keeps_serving(
+    hailo_layout: tuple[Path, Notify, Path], tmp_path: Path
+) -> None:
+    """Why the role restarts instead of reloading where the service is off: one process owns the chip."""
+    root, notify, log = hailo_layout
+    old = golden(root / "releases" / "a" / "bundle")
+    env = {"HAILO_DOUBLE_EVENTS": str(log), "HAILO_PIPELINE_BACKEND": "hailort"}
+    server = serve(root, tmp_path, notify, workers=1, env=env, hailo_double=True)
+    try:
+        server.wait_ready()
+        with Traffic(server, old["window"]) as traffic:
+            point_current(root, "b")
+            os.kill(server.process.pid, signal.SIGUSR2)
+            deadline = time.monotonic() + 60
+            while "Worker failed to boot" not in server.log() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        assert "HAILO_OUT_OF_PHYSICAL_DEVICES" in server.log(), server.log()[-3000:]
+        assert server.process.poll() is None and main_pid(notify.messages) is None
+        health = server.request("GET", "/healthz").json()
+        assert health["model_version"] == (root / "releases" / "a" / "bundle").resolve().name, health
+    finally:
+        server.stop()
+    assert traffic.outcomes and all(
+        o[0] == 200 and same_latent(o[1], old["latent"]) for o in traffic.outcomes
+    )
