@@ -2,7 +2,9 @@
 
 For each fleet size (default 2, 4 and 8 Pis) the fleet is recreated from clean images and `site.yml` is timed;
 on 4 Pis the idempotent re-run, a deploy of a second model version (a model-only update: with it, the bytes
-copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too.
+copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too, each while a client on
+every Pi posts a window through EdgeInfer at 50 Hz (scripts/edgeinfer_traffic.py): the answers EdgeInfer's
+silent fallback made up are counted by cause, goal 0.
 The control-host build (bundle + wheelhouse) is made once beforehand and timed on its own: every size then
 measures the fleet work only. Prints one line per figure, with how busy the host's CPUs were (simulated Pis
 share them with the control host, so a run near 100 % is CPU-bound), and a JSON summary (also written to
@@ -11,7 +13,7 @@ reports/benchmark_fleet.json).
     python scripts/benchmark_fleet.py [--sizes 2 4 8]
 
 Targets: 4 Pis from clean <= 6 min, re-run <= 25% of that, a model-only update <= 30% of it adding <= 16 MB
-per Pi, rollback <= 60 s, 8 Pis <= 1.5x the time of 2.
+per Pi, rollback <= 60 s, 8 Pis <= 1.5x the time of 2, no fallback in any of the runs under traffic.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fleet_runner import REPO, PlaybookRun, run_playbook
+from edgeinfer_traffic import Traffic, Verdict
+from fleet_runner import REPO, PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
 
 from simfleet import engine, images
 from simfleet import fleet as simfleet
@@ -60,6 +63,9 @@ class BenchFleet:
     def fresh(self, size: int) -> None:
         simfleet.down(self.client, self.spec)
         simfleet.up(self.client, size, self.spec)
+
+    def traffic(self, size: int) -> Traffic:
+        return Traffic(self.client, self.spec, [self.spec.pi_name(index) for index in range(1, size + 1)])
 
     def down(self) -> None:
         simfleet.down(self.client, self.spec)
@@ -124,6 +130,28 @@ def second_model_config(folder: Path) -> str:
     return str(path)
 
 
+def fallback_summary(verdicts: dict[str, Verdict]) -> dict[str, Any]:
+    """Per Pi in one run: answers, those from neither model, failed requests and fallbacks by cause."""
+    return {
+        pi: {
+            "answers": verdict.answers,
+            "not_from_the_model": verdict.answers - verdict.from_model,
+            "failed_requests": len(verdict.failures),
+            "fallbacks": verdict.fallbacks,
+        }
+        for pi, verdict in sorted(verdicts.items())
+    }
+
+
+def fallback_total(fallbacks: dict[str, dict[str, Any]]) -> int:
+    """Every fallback and failed request in every run under traffic: the goal is 0."""
+    return sum(
+        sum(pi["fallbacks"].values()) + pi["failed_requests"]
+        for run in fallbacks.values()
+        for pi in run.values()
+    )
+
+
 def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Each target with its measured value and met / not met (not measured when a figure is missing)."""
     checks = {
@@ -144,6 +172,11 @@ def judge(figures: dict[str, float]) -> dict[str, dict[str, Any]]:
             TARGET_MODEL_UPDATE_DISK_MB,
         ),
         "rollback_s": ("fleet rollback <= 60 s", figures.get("rollback_4_s"), TARGET_ROLLBACK_S),
+        "fallbacks": (
+            "fallbacks and failed requests under traffic = 0",
+            figures.get("fallbacks_4"),
+            0,
+        ),
         "scaling_8_vs_2": (
             "8 Pis <= 1.5x the time of 2",
             figures["clean_8_s"] / figures["clean_2_s"]
@@ -169,20 +202,39 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(size < 1 for size in args.sizes):
         parser.error("--sizes must be positive")
+    yield_cpu_to_simulated_pis()
     figures: dict[str, float] = {}
     cpu_busy: dict[str, float] = {}
     disk: dict[str, dict[str, dict[str, int]]] = {}
+    fallbacks: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         bench = BenchFleet(Path(tmp))
 
-        def play(figure: str, playbook: str, extravars: dict[str, Any] | None = None) -> None:
+        def play(
+            figure: str,
+            playbook: str,
+            extravars: dict[str, Any] | None = None,
+            traffic: Traffic | None = None,
+        ) -> None:
             extravars = {"reports_dir": str(Path(tmp) / "reports"), **(extravars or {})}
             before = cpu_times()
-            figures[figure] = checked(
-                run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
-            )
+            if traffic is None:
+                run = run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
+            else:
+                with traffic:
+                    run = run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
+            figures[figure] = checked(run)
             cpu_busy[figure] = busy_pct(before, cpu_times())
             print(f"{figure}: {figures[figure]:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy", flush=True)
+            if traffic is not None:
+                fallbacks[figure] = fallback_summary(traffic.verdicts())
+                for pi, seen in fallbacks[figure].items():
+                    print(
+                        f"{figure} {pi}: {seen['answers']} answers through EdgeInfer, "
+                        f"{seen['not_from_the_model']} not from the model, {seen['failed_requests']} failed, "
+                        f"fallbacks {seen['fallbacks']}",
+                        flush=True,
+                    )
 
         try:
             play("build_s", "playbooks/build.yml", {"pi_architecture": "x86_64"})
@@ -191,9 +243,14 @@ def main(argv: list[str] | None = None) -> int:
                 play(f"clean_{size}_s", "site.yml")
                 if size != 4:
                     continue
-                play("rerun_4_s", "site.yml")
+                play("rerun_4_s", "site.yml", traffic=bench.traffic(size))
                 before = bench.disk(size)
-                play("new_version_4_s", "site.yml", {"model_config": second_model_config(Path(tmp))})
+                play(
+                    "new_version_4_s",
+                    "site.yml",
+                    {"model_config": second_model_config(Path(tmp))},
+                    traffic=bench.traffic(size),
+                )
                 disk["new_version_4"] = disk_delta(before, bench.disk(size))
                 added = max(pi["disk_added_bytes"] for pi in disk["new_version_4"].values())
                 figures["new_version_4_max_disk_added_mb"] = added / 1e6
@@ -203,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"disk added {delta['disk_added_bytes'] / 1e6:.2f} MB",
                         flush=True,
                     )
-                play("rollback_4_s", "rollback.yml")
+                play("rollback_4_s", "rollback.yml", traffic=bench.traffic(size))
+                figures["fallbacks_4"] = fallback_total(fallbacks)
         except BenchmarkError as exc:
             print(f"benchmark_fleet: {exc}", file=sys.stderr)
             return 1
@@ -213,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         "figures_s": figures,
         "host_cpu_busy_pct": cpu_busy,
         "disk_per_pi": disk,
-        # Needs traffic through EdgeInfer during the update (issue 10, point 6), which this run does not send.
-        "fallbacks_by_cause": "not measured",
+        "fallbacks_by_cause": fallbacks,
         "targets": judge(figures),
     }
     for entry in summary["targets"].values():

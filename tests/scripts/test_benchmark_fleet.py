@@ -1,6 +1,7 @@
 """benchmark_fleet's verdicts on the rollout targets from measured wall times."""
 
-from benchmark_fleet import busy_pct, cpu_times, disk_delta, judge
+from benchmark_fleet import busy_pct, cpu_times, disk_delta, fallback_summary, fallback_total, judge
+from edgeinfer_traffic import Verdict
 
 
 def test_targets_met_not_met_and_not_measured():
@@ -45,3 +46,29 @@ def test_disk_delta_counts_only_new_parts_as_copied():
     before = {"pi-1": {".": 1000, "runtimes/r1/wheels": 600, "bundles/b1": 100}}
     after = {"pi-1": {".": 1250, "runtimes/r1/wheels": 600, "bundles/b1": 100, "bundles/b2": 120}}
     assert disk_delta(before, after) == {"pi-1": {"copied_bytes": 120, "disk_added_bytes": 250}}
+
+
+def test_every_fallback_and_failed_request_counts_against_the_goal_of_zero():
+    verdicts = {
+        "pi-1": Verdict(
+            answers=3000,
+            from_model=2998,
+            failures=["ConnectionRefusedError"],
+            fallbacks={"read_timeout": 2, "connection_refused": 0},
+        ),
+        "pi-2": Verdict(answers=3000, from_model=3000, failures=[], fallbacks={"read_timeout": 0}),
+    }
+    summary = fallback_summary(verdicts)
+    assert summary["pi-1"] == {
+        "answers": 3000,
+        "not_from_the_model": 2,
+        "failed_requests": 1,
+        "fallbacks": {"read_timeout": 2, "connection_refused": 0},
+    }
+    assert (
+        fallback_total({"rerun_4_s": summary, "rollback_4_s": fallback_summary({"pi-2": verdicts["pi-2"]})})
+        == 3
+    )
+    assert judge({"fallbacks_4": 3})["fallbacks"]["status"] == "not met"
+    assert judge({"fallbacks_4": 0})["fallbacks"]["status"] == "met"
+    assert judge({})["fallbacks"]["status"] == "not measured"

@@ -1,0 +1,18 @@
+"""The bar a run under traffic is held to (issue 10): what EdgeInfer's silent fallback may hide."""
+
+from edgeinfer_traffic import Verdict
+
+
+def test_the_traffic_bar_allows_only_rare_read_timeouts_and_explains_every_made_up_answer():
+    clean = Verdict(answers=5000, from_model=4995, failures=[], fallbacks={"read_timeout": 5, "non_200": 0})
+    assert clean.problems() == []
+    assert Verdict(5000, 4994, [], {"read_timeout": 6}).problems() == [
+        "6 read-timeout fallbacks in 5000 answers"
+    ]
+    refused = Verdict(5000, 4999, [], {"read_timeout": 0, "connection_refused": 1}).problems()
+    assert refused == ["fallbacks other than read timeouts: {'connection_refused': 1}"]
+    unexplained = Verdict(5000, 4990, [], {"read_timeout": 2}).problems()
+    assert unexplained == ["10 answers from neither model, 2 fallbacks counted"]
+    assert Verdict(5000, 5000, ["HTTP 502: b''"], {}).problems() == [
+        "1 failed requests, first: HTTP 502: b''"
+    ]
