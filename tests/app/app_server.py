@@ -30,6 +30,11 @@ class Answer:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
+def double_events(path: Path) -> list[dict]:
+    """What the hailo_platform test double recorded (HAILO_DOUBLE_EVENTS), in order."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,17 @@ def test_double_hefs() -> Callable[[Path, Path], Path]:
 @pytest.fixture(scope="session")
 def hailo_bundle(default_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return with_test_double_hefs(default_bundle, tmp_path_factory.mktemp("hailo"))
+
+
+@pytest.fixture
+def hailort_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A listening Unix socket standing in for hailort.service, named through HAILORT_SERVICE_ADDRESS."""
+    path = tmp_path / "hailort_uds.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+        monkeypatch.setenv("HAILORT_SERVICE_ADDRESS", f"unix://{path}")
+        yield f"unix://{path}"
 
 
 @pytest.fixture

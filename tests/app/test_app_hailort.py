@@ -10,7 +10,6 @@ import json
 import multiprocessing
 import re
 import shutil
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from types import ModuleType
 import numpy as np
 import onnxruntime as ort
 import pytest
-from app_server import DOUBLES, AppServer, wait_for_state
+from app_server import DOUBLES, AppServer, double_events, wait_for_state
 
 from app.backends.base import BackendError
 from app.backends.hailort_backend import HailoRTBackend, hef_z_score, output_roles
@@ -41,21 +40,6 @@ def double(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ModuleTy
     assert module.IS_TEST_DOUBLE
     yield module
     sys.modules.pop("hailo_platform", None)
-
-
-@pytest.fixture
-def hailort_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A listening Unix socket standing in for hailort.service, named through HAILORT_SERVICE_ADDRESS."""
-    path = tmp_path / "hailort_uds.sock"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
-        server.bind(str(path))
-        server.listen()
-        monkeypatch.setenv("HAILORT_SERVICE_ADDRESS", f"unix://{path}")
-        yield f"unix://{path}"
-
-
-def events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def reference(bundle: Path, window: np.ndarray) -> np.ndarray:
@@ -90,12 +74,12 @@ def test_configures_once_and_reuses_bindings(
     results = [backend.infer(window) for _ in range(25)]
     np.testing.assert_allclose(results[-1].latent, reference(hailo_bundle, window), atol=1e-5)
     assert results[-1].motif_scores.shape == (12,)
-    log = events(tmp_path / "events.jsonl")
+    log = double_events(tmp_path / "events.jsonl")
     assert [e["event"] for e in log] == ["vdevice", "create_infer_model", "configure", "create_bindings"]
     assert log[0]["scheduling_algorithm"] == "ROUND_ROBIN" and log[0]["multi_process_service"] is False
     assert log[2]["batch_size"] == 1
     backend.close()
-    assert [e["event"] for e in events(tmp_path / "events.jsonl")][-2:] == ["shutdown", "release"]
+    assert [e["event"] for e in double_events(tmp_path / "events.jsonl")][-2:] == ["shutdown", "release"]
 
 
 def test_the_chip_gets_the_window_z_scored_on_the_host(
@@ -170,7 +154,7 @@ def test_multi_process_service_and_group(
     double: ModuleType, hailo_bundle: Path, tmp_path: Path, hailort_service: str
 ) -> None:
     loaded(hailo_bundle, multi_process=True, group_id="EDGE")
-    first = events(tmp_path / "events.jsonl")[0]
+    first = double_events(tmp_path / "events.jsonl")[0]
     assert (first["multi_process_service"], first["group_id"]) == (True, "EDGE")
 
 
@@ -315,11 +299,11 @@ def test_gunicorn_worker_opens_its_own_device(hailo_bundle: Path, tmp_path: Path
         )
         assert 'board_name="Hailo-8"' in text and 'architecture="HAILO8"' in text
         master = server.process.pid
-    created = [e for e in events(log) if e["event"] == "vdevice"]
+    created = [e for e in double_events(log) if e["event"] == "vdevice"]
     assert len(created) == 1 and created[0]["pid"] != master
-    assert [e["event"] for e in events(log)].count("configure") == 1
-    assert [e["event"] for e in events(log)].count("create_bindings") == 1
-    assert events(log)[-1]["event"] == "release"  # graceful shutdown released the device
+    assert [e["event"] for e in double_events(log)].count("configure") == 1
+    assert [e["event"] for e in double_events(log)].count("create_bindings") == 1
+    assert double_events(log)[-1]["event"] == "release"  # graceful shutdown released the device
 
 
 def test_gunicorn_workers_share_the_chip_through_the_service(
@@ -335,9 +319,9 @@ def test_gunicorn_workers_share_the_chip_through_the_service(
     with AppServer(hailo_bundle, tmp_path, workers=2, env=env, with_hailo_double=True) as server:
         server.wait_ready()
         master = server.process.pid
-    created = [e for e in events(log) if e["event"] == "vdevice"]
+    created = [e for e in double_events(log) if e["event"] == "vdevice"]
     assert len({e["pid"] for e in created}) == 2 and master not in {e["pid"] for e in created}, (
-        events(log),
+        double_events(log),
         server.log(),
     )
     assert all(e["multi_process_service"] and e["group_id"] == "SHARED" for e in created)
@@ -355,7 +339,7 @@ def test_chip_slower_than_the_timeout_never_turns_ready(hailo_bundle: Path, tmp_
         body = wait_for_state(server, "failed")
         assert body["reason"].startswith("timeout: HailoRT run did not finish within the 30 ms timeout")
         # The worker that can never serve has already let go of the chip.
-        assert events(log)[-1]["event"] == "release"
+        assert double_events(log)[-1]["event"] == "release"
 
 
 def test_a_chip_failing_after_start_turns_health_red_until_it_recovers(
@@ -535,7 +519,7 @@ def test_a_timed_out_run_keeps_its_bindings_until_it_ends(
         slot.job.wait(2000)  # let the chip finish
     for _ in range(4):
         np.testing.assert_allclose(backend.infer(window).latent, expected, atol=1e-5)
-    assert [e["event"] for e in events(tmp_path / "events.jsonl")].count("create_bindings") == 2
+    assert [e["event"] for e in double_events(tmp_path / "events.jsonl")].count("create_bindings") == 2
     backend.close()
 
 
@@ -582,7 +566,7 @@ def test_a_failed_load_lets_go_of_the_chip(
     with pytest.raises(BackendError) as caught:
         loaded(bundle)
     assert caught.value.kind == kind
-    assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
+    assert double_events(tmp_path / "events.jsonl")[-1]["event"] == "release"
     loaded(hailo_bundle).close()  # the chip is free for the next load in this process
 
 
@@ -602,7 +586,7 @@ def test_each_chip_loads_the_hef_of_its_family(
     backend = loaded(hailo_bundle)
     try:
         assert backend.hef_path.name == f"tcn_encoder_{hef}.hef"
-        opened = [e for e in events(tmp_path / "events.jsonl") if e["event"] == "create_infer_model"]
+        opened = [e for e in double_events(tmp_path / "events.jsonl") if e["event"] == "create_infer_model"]
         assert [Path(e["hef"]).name for e in opened] == [f"tcn_encoder_{hef}.hef"]
     finally:
         backend.close()
@@ -633,7 +617,7 @@ def test_a_chip_without_its_hef_fails_with_the_reason_and_frees_the_chip(
     ) as caught:
         loaded(bundle)
     assert caught.value.kind == "no_hef_for_chip"
-    assert events(tmp_path / "events.jsonl")[-1]["event"] == "release"
+    assert double_events(tmp_path / "events.jsonl")[-1]["event"] == "release"
     # The health gate shows the reason; the CPU does not quietly take over.
     app = create_app(AppConfig(bundle_dir=bundle))
     assert not app.extensions["hailo_pipeline"].wait(30)

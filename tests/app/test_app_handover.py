@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from app_server import AppServer
+from app_server import AppServer, double_events
 
 from bundle_contract.golden import same_latent
 
@@ -147,6 +147,19 @@ def gone(pid: int, timeout: float) -> bool:
     return False
 
 
+def switch(server: AppServer, root: Path, notify: Notify, name: str) -> int:
+    """Point current at `name`, USR2 the master, and return the new master once systemd is told of it and the
+    old one retired (gunicorn's graceful stop: it exits 0 once its workers finished their requests)."""
+    old_master = server.process.pid
+    point_current(root, name)
+    os.kill(old_master, signal.SIGUSR2)
+    notify.receive(lambda seen: main_pid(seen) is not None, timeout=60)
+    new_master = main_pid(notify.messages)
+    assert new_master is not None and new_master != old_master, (notify.messages, server.log()[-3000:])
+    assert server.process.wait(timeout=30) == 0, "the old master did not retire"
+    return new_master
+
+
 def serve(
     root: Path,
     tmp_path: Path,
@@ -187,16 +200,9 @@ def test_switch_serves_every_request_from_one_release_or_the_other(
     new_master = None
     try:
         server.wait_ready()
-        old_master = server.process.pid
         with Traffic(server, old["window"]) as traffic:
             time.sleep(0.5)
-            point_current(root, "b")
-            os.kill(old_master, signal.SIGUSR2)
-            notify.receive(lambda seen: main_pid(seen) is not None, timeout=60)
-            new_master = main_pid(notify.messages)
-            assert new_master is not None and new_master != old_master, notify.messages
-            # gunicorn's graceful stop: the old master exits 0 once its workers finished their requests.
-            assert server.process.wait(timeout=30) == 0, "the old master did not retire"
+            new_master = switch(server, root, notify, "b")
             time.sleep(0.5)
         outcomes = traffic.outcomes
         assert os.readlink(f"/proc/{new_master}/cwd") == str((root / "releases" / "b").resolve())
@@ -255,20 +261,6 @@ def test_a_release_that_cannot_serve_never_takes_a_request(
 
 
 @pytest.fixture
-def hailort_service(tmp_path: Path) -> Iterator[str]:
-    """A listening Unix socket standing in for hailort.service (HAILORT_SERVICE_ADDRESS)."""
-    path = tmp_path / "hailort_uds.sock"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(path))
-        listener.listen()
-        yield f"unix://{path}"
-
-
-def chip_events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-@pytest.fixture
 def hailo_layout(
     tmp_path: Path,
     hailo_bundle: Path,
@@ -296,18 +288,9 @@ def test_on_the_chip_both_releases_hold_it_through_the_service_during_the_switch
     new_master = None
     try:
         server.wait_ready()
-        old_master = server.process.pid
         with Traffic(server, old["window"]) as traffic:
             time.sleep(0.3)
-            point_current(root, "b")
-            os.kill(old_master, signal.SIGUSR2)
-            notify.receive(lambda seen: main_pid(seen) is not None, timeout=60)
-            new_master = main_pid(notify.messages)
-            assert new_master is not None and new_master != old_master, (
-                notify.messages,
-                server.log()[-3000:],
-            )
-            assert server.process.wait(timeout=30) == 0, "the old master did not retire"
+            new_master = switch(server, root, notify, "b")
             time.sleep(0.3)
         assert server.request("GET", "/healthz").json()["backend"] == "hailort"
     finally:
@@ -320,7 +303,7 @@ def test_on_the_chip_both_releases_hold_it_through_the_service_during_the_switch
         o[0] == 200 and any(same_latent(o[1], g["latent"]) for g in (old, new)) for o in outcomes
     ), [o[:1] for o in outcomes if o[0] != 200][:5]
     assert all(same_latent(o[1], new["latent"]) for o in outcomes[-10:])
-    seen = chip_events(log)
+    seen = double_events(log)
     opened = [e for e in seen if e["event"] == "vdevice"]
     assert len(opened) == 4 and all(e["multi_process_service"] for e in opened), opened
     # The new release's workers opened the chip while the old ones still held it: no release came between.
