@@ -19,6 +19,7 @@ per Pi, rollback <= 60 s, 8 Pis <= 1.5x the time of 2, no fallback in any of the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -218,11 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         ) -> None:
             extravars = {"reports_dir": str(Path(tmp) / "reports"), **(extravars or {})}
             before = cpu_times()
-            if traffic is None:
+            with traffic or contextlib.nullcontext():
                 run = run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
-            else:
-                with traffic:
-                    run = run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
             figures[figure] = checked(run)
             cpu_busy[figure] = busy_pct(before, cpu_times())
             print(f"{figure}: {figures[figure]:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy", flush=True)
