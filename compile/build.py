@@ -4,7 +4,6 @@ import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +134,7 @@ def _planned(options: BuildOptions, timer: StageTimer) -> tuple[Inputs, str | No
         inputs.windows,
         sorted(options.hw_archs),
         EXPORTER_VERSION,
-        dfc,
+        tool_versions(dfc),
         inputs.input_ranges.to_metadata(),
     )
     return inputs, dfc, options.out / version
@@ -254,7 +253,6 @@ class Pipeline:
             inputs, motifs, self.version, self.options.hw_archs, onnx_path, self.hefs, self.dfc
         )
         metadata["verification"] = self.figures
-        metadata["timings_s"] = dict(self.timer.timings)
         write_metadata(self.folder, metadata)
 
 
@@ -270,6 +268,18 @@ def dfc_input_onnx(inputs: Inputs, motifs: MotifHead, folder: Path) -> Iterator[
         path.unlink(missing_ok=True)
 
 
+def tool_versions(dfc: str | None) -> dict[str, str | None]:
+    """What wrote the bundle: part of its version and of its metadata."""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "hailo_sdk_client": dfc,
+    }
+
+
 def bundle_metadata(
     inputs: Inputs,
     motifs: MotifHead,
@@ -279,7 +289,8 @@ def bundle_metadata(
     hefs: list[hailo_compile.HefResult],
     dfc: str | None,
 ) -> dict[str, Any]:
-    """``model_metadata.json`` without ``files`` (filled when the folder is complete)."""
+    """``model_metadata.json`` without ``files`` (filled when the folder is complete). Nothing of the build's
+    own run (no clock, no timings): a bundle rebuilt from the same inputs is byte for byte what a Pi has."""
     window = synthetic_window(GOLDEN_ACTIVITY)
     latent, scores = run_exported(onnx_path, window[None])
     return {
@@ -287,7 +298,6 @@ def bundle_metadata(
         "name": "tcn-vae-encoder",
         "version": version,
         "untrained_default": inputs.source.untrained_default,
-        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source": inputs.source.to_metadata(),
         "model": {
             "onnx": ONNX_FILE,
@@ -315,14 +325,7 @@ def bundle_metadata(
         "input_ranges": inputs.input_ranges.to_metadata(),
         "motifs": motifs.to_metadata(),
         "calibration_set": {"file": CALIBRATION_FILE, "shape": list(inputs.windows.shape), "raw": True},
-        "tools": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-            "hailo_sdk_client": dfc,
-        },
+        "tools": tool_versions(dfc),
         "golden": {
             "activity": GOLDEN_ACTIVITY,
             "window": window.astype(float).tolist(),
@@ -333,7 +336,7 @@ def bundle_metadata(
     }
 
 
-def summary_lines(metadata: dict[str, Any]) -> list[str]:
+def summary_lines(metadata: dict[str, Any], timings: dict[str, float] | None = None) -> list[str]:
     """The figures a person reads after a build."""
     v = metadata.get("verification", {})
     lines = [f"bundle {metadata.get('version')}  untrained_default={metadata.get('untrained_default')}"]
@@ -358,6 +361,6 @@ def summary_lines(metadata: dict[str, Any]) -> list[str]:
     hefs = metadata.get("model", {}).get("hefs") or {}
     built = ", ".join(f"{arch} {entry['file']} (DFC {entry['dfc_version']})" for arch, entry in hefs.items())
     lines.append(f"hef: {built or ONNX_ONLY + ' (no Hailo DFC: ONNX Runtime on every Pi)'}")
-    timings = metadata.get("timings_s", {})
-    lines.append("timings: " + ", ".join(f"{k} {t:.2f}s" for k, t in timings.items()))
+    if timings:
+        lines.append("timings: " + ", ".join(f"{k} {t:.2f}s" for k, t in timings.items()))
     return lines

@@ -24,11 +24,12 @@ def bundle_version(
     reference_windows: np.ndarray,
     hw_archs: list[str],
     exporter_version: str,
-    dfc_version: str | None,
+    tools: dict[str, str | None],
     input_ranges: dict[str, Any],
 ) -> str:
-    """``tcn-<12 hex>`` over everything that determines the bundle's content. The DFC version is part of it
-    because a bundle built with the DFC holds a .hef that one built without it does not."""
+    """``tcn-<12 hex>`` over everything that determines the bundle's content, so one version is one set of
+    bytes on every control host. The tools are part of it because they write the ONNX and (the DFC) the .hef,
+    and the metadata records them."""
     identity = {
         "source": source_sha256,
         "normalization": {k: normalization[k] for k in ("method", "mean", "std", "channel_order")},
@@ -37,7 +38,7 @@ def bundle_version(
         ).hexdigest(),
         "hw_archs": sorted(hw_archs),
         "exporter": exporter_version,
-        "dfc": dfc_version,
+        "tools": tools,
         "input_ranges": {k: input_ranges[k] for k in ("min", "max")},
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -66,7 +67,7 @@ def staging(out: Path, version: str) -> Iterator[Path]:
     try:
         yield stage
         target = out / version
-        # A concurrent build of the same inputs may have finished first: its bundle is the same, keep it.
+        # A concurrent build of the same version may have finished first: its bytes are the same, keep it.
         if existing_bundle(target) is None:
             if target.exists():
                 shutil.rmtree(target)

@@ -126,8 +126,9 @@ def _build(args: argparse.Namespace) -> int:
         print(f"bundle {folder.name} {'already built' if built else 'not built yet: build would write it'}")
         print(folder)
         return 0
-    folder = build(_options(args), StageTimer())
-    print("\n".join(summary_lines(verify_bundle(folder))))
+    timer = StageTimer()
+    folder = build(_options(args), timer)
+    print("\n".join(summary_lines(verify_bundle(folder), timer.timings)))
     print(folder)
     return 0
 
