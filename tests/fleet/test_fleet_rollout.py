@@ -11,6 +11,7 @@ from ansible-playbook's text.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -400,3 +401,44 @@ def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_conver
     for pi in fleet.names:
         assert fleet.app_health(pi)["model_version"] == STATE["release_c"].rsplit("-", 1)[0]
         assert fleet.history(pi)["current"] == STATE["release_c"]
+
+
+def checkout_with_a_new_app_version(into: Path) -> Path:
+    """This tree with the app's version bumped: its wheel, so its runtime, differ from the deployed one."""
+    shutil.copytree(
+        REPO,
+        into,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".simfleet", "build", "dist", "reports", "__pycache__", ".*_cache", "*.egg-info"
+        ),
+        symlinks=True,
+    )
+    pyproject = into / "pyproject.toml"
+    text = pyproject.read_text()
+    assert '\nversion = "' in text
+    pyproject.write_text(text.replace('\nversion = "', '\nversion = "1000.', 1))
+    return into
+
+
+def test_a_new_app_version_switches_live_under_traffic_and_every_answer_came_from_the_model(
+    fleet: Fleet, play, tmp_path
+):
+    tree = checkout_with_a_new_app_version(tmp_path / "next-app")
+    runtimes_before = {pi: fleet.listing(pi, "runtimes") for pi in fleet.names}
+    models_before = {pi: fleet.app_health(pi)["model_version"] for pi in fleet.names}
+    with traffic_on(fleet) as traffic:
+        run = play("site.yml", extravars={"model_config": STATE["config_c"]}, root=tree)
+    assert_clean_run(run)
+    release = json.loads((tree / "build" / "release.json").read_text())
+    assert_all_on(fleet, release["release"], fleet.latest_report())
+    for pi in fleet.names:
+        assert fleet.app_health(pi)["model_version"] == models_before[pi], pi
+        assert release["runtime_id"] not in runtimes_before[pi], pi
+        assert release["runtime_id"] in fleet.listing(pi, "runtimes"), pi
+    STATE.setdefault("traffic", {})["runtime change"] = assert_served_throughout(traffic)
+    for step, verdicts in STATE["traffic"].items():
+        for pi, verdict in verdicts.items():
+            print(
+                f"traffic {step:<18} {pi}: {verdict.answers} answers, {verdict.from_model} from the model, "
+                f"{len(verdict.failures)} failed, fallbacks {verdict.fallbacks}"
+            )
