@@ -10,14 +10,13 @@ from pathlib import Path
 
 from app.backends.base import BackendError
 from app.backends.selection import choose_backend
-from app.config import BACKENDS, ENV_DOC, AppConfig, ConfigError
+from app.config import BACKENDS, DEFAULT_BIND, ENV_DOC, AppConfig, ConfigError
 from app.handover import REEXEC_ARGV_ENV, reexec_argv
 from bundle_contract.files import BundleError, read_metadata, verify_bundle
 
 log = logging.getLogger("app.cli")
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
-DEFAULT_BIND = "127.0.0.1:8000"
 
 
 def parser() -> argparse.ArgumentParser:

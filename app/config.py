@@ -9,6 +9,9 @@ from pathlib import Path
 
 BACKENDS = ("auto", "hailort", "onnxruntime")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Where the app listens unless told; on a Pi the role passes inference_app_port (group_vars/pis).
+DEFAULT_BIND = "127.0.0.1:8000"
+LOOPBACK_URL = f"http://{DEFAULT_BIND}"
 
 # Every knob the app reads; `python -m app --help` prints this table.
 ENV_DOC = {

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from app.config import LOOPBACK_URL
 from bundle_contract.golden import finite_latent, same_latent
 
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metadata", type=Path, required=True, help="the served bundle's model_metadata.json"
     )
-    parser.add_argument("--app-url", default="http://127.0.0.1:8000/infer", help="the app's POST /infer URL")
+    parser.add_argument("--app-url", default=f"{LOOPBACK_URL}/infer", help="the app's POST /infer URL")
     parser.add_argument(
         "--edgeinfer-url",
         default="http://127.0.0.1:8080/api/v1/analysis/infer",

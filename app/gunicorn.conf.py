@@ -15,13 +15,14 @@ from typing import Any
 from gunicorn.http import message
 
 from app import handover
+from app.config import DEFAULT_BIND
 
 # EdgeInfer sends `Content-Type: application/json` twice (docs/EDGEINFER_CONTRACT.md); gunicorn 27
 # answers a repeated Content-Type with its own 400 (RFC 9110 5.3 singleton field) before the app sees it, and
 # has no setting to relax it. The app reads only JSON and checks the type itself; the Host check stays.
 message.RFC9110_5_3_SINGLETON_FIELDS = message.RFC9110_5_3_SINGLETON_FIELDS - {"CONTENT-TYPE"}
 
-bind = ["127.0.0.1:8000"]
+bind = [DEFAULT_BIND]
 wsgi_app = "app.wsgi:application"
 
 # Pi 5 (4 cores): 2 workers x 2 threads, ONNX Runtime on 1 intra-op thread each: at most 4 inferences at once,

@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from app.config import LOOPBACK_URL
+
 log = logging.getLogger("hailo_pipeline.metrics_listener")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="address or CIDR allowed to scrape (repeat); loopback always",
     )
-    parser.add_argument("--app-url", default="http://127.0.0.1:8000", help="the app's loopback base URL")
+    parser.add_argument("--app-url", default=LOOPBACK_URL, help="the app's loopback base URL")
     parser.add_argument(
         "--textfile-dir", type=Path, help="folder of *.prom files to append (the EdgeInfer watch)"
     )

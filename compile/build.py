@@ -12,7 +12,14 @@ import onnx
 import onnxruntime
 import torch
 
-from bundle_contract.files import CALIBRATION_FILE, ONNX_FILE, ONNX_ONLY, SCHEMA_VERSION, file_digest
+from bundle_contract.files import (
+    CALIBRATION_FILE,
+    ONNX_FILE,
+    ONNX_ONLY,
+    SCHEMA_VERSION,
+    bundle_kind,
+    file_digest,
+)
 from bundle_contract.golden import TOLERANCE as GOLDEN_TOLERANCE
 from bundle_contract.input_ranges import InputRanges, default_ranges
 from bundle_contract.tensors import (
@@ -293,6 +300,10 @@ def bundle_metadata(
     own run (no clock, no timings): a bundle rebuilt from the same inputs is byte for byte what a Pi has."""
     window = synthetic_window(GOLDEN_ACTIVITY)
     latent, scores = run_exported(onnx_path, window[None])
+    hef_entries = {
+        h.hw_arch: {"file": h.hef.name, "hars": [p.name for p in h.hars], "dfc_version": h.dfc_version}
+        for h in hefs
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "name": "tcn-vae-encoder",
@@ -301,16 +312,8 @@ def bundle_metadata(
         "source": inputs.source.to_metadata(),
         "model": {
             "onnx": ONNX_FILE,
-            # "onnx-only": built without the DFC, every Pi serves ONNX Runtime; "hef": one .hef per family.
-            "kind": "hef" if hefs else ONNX_ONLY,
-            "hefs": {
-                h.hw_arch: {
-                    "file": h.hef.name,
-                    "hars": [p.name for p in h.hars],
-                    "dfc_version": h.dfc_version,
-                }
-                for h in hefs
-            },
+            "kind": bundle_kind({"model": {"hefs": hef_entries}}),
+            "hefs": hef_entries,
             "hw_archs": list(hw_archs),
             "opset": OPSET,
             "exporter_version": EXPORTER_VERSION,

@@ -5,8 +5,3 @@ the AI Kit and the 13 TOPS AI HAT+ carry a Hailo-8L, the 26 TOPS AI HAT+ a Hailo
 
 HW_ARCHS = ("hailo8", "hailo8l")
 DEFAULT_CHIP_FAMILIES = HW_ARCHS
-
-
-def hef_file(net_name: str, hw_arch: str) -> str:
-    """The .hef's file name in the bundle (``compile.dfc_stage`` writes it so)."""
-    return f"{net_name}_{hw_arch}.hef"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeinfer_traffic import Traffic, Verdict
-from fleet_runner import REPO, PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
+from fleet_runner import PI_VARS, REPO, PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
 
 from simfleet import engine, images
 from simfleet import fleet as simfleet
@@ -38,11 +38,10 @@ TARGET_ROLLBACK_S = 60.0
 TARGET_SCALING = 1.5
 TARGET_MODEL_UPDATE_RATIO = 0.30
 TARGET_MODEL_UPDATE_DISK_MB = 16.0
-ROOT = "/opt/hailo_pipeline"
 # Per part folder on a Pi: the bytes copied there (wheels, bundle files), not what was built (venv).
 PART_BYTES = (
-    "cd " + ROOT + ' && for part in runtimes/*/wheels bundles/*; do [ -d "$part" ] && du -sb "$part"; done;'
-    " du -sb ."
+    f"cd {PI_VARS['inference_app_root']} && "
+    'for part in runtimes/*/wheels bundles/*; do [ -d "$part" ] && du -sb "$part"; done; du -sb .'
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import docker
 import numpy as np
+from fleet_runner import PI_VARS
 
 from simfleet.fleet import FleetSpec
 
@@ -82,7 +83,7 @@ def app_latent(client: docker.DockerClient, pi: str) -> list[float]:
     """The latent the app on `pi` gives for WINDOW (asked on the Pi, since the app listens there only)."""
     command = (
         f"printf '%s' {shlex.quote(WINDOW_BODY)} | curl -s --max-time 5 -H 'Content-Type: application/json' "
-        "--data-binary @- http://127.0.0.1:8000/infer"
+        f"--data-binary @- http://127.0.0.1:{PI_VARS['inference_app_port']}/infer"
     )
     result = client.containers.get(pi).exec_run(["sh", "-c", command], user="root")
     out = result.output.decode(errors="replace")
