@@ -1,92 +1,76 @@
-"""Parse `hailortcli fw-control identify` / `run` / `benchmark` stdout into plain facts (Ansible filters): the
-one place this project reads hailortcli output.
+"""Read hailortcli's results into plain facts (Ansible filters): the one place this project parses its output.
 
-hailortcli has no machine-readable stdout (only `--csv` to a file), so the playbook captures the human
-summary and these filters turn it into numbers. The line formats follow hailortcli's printer
-(hailo-ai/hailort, hailortcli/infer_stats_printer.cpp) and outputs users posted; the tests cite them.
-A figure that is not in the output is left out, never defaulted, so the report can say "not measured".
+`run` and `benchmark` write their figures as CSV to the file `--csv` names, so those are read from it;
+`fw-control identify` has no CSV and is read from its text. The CSV columns are hailortcli's own printer's
+(hailo-ai/hailort, hailortcli/infer_stats_printer.cpp: print_csv_header, print_benchmark_csv_header). A figure
+left empty in the CSV is left out, never defaulted, so the report can say "not measured".
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
-_NUMBER = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-
-# `hailortcli run` "> Inference result:" block, one "Network group:" per configured network group.
-_RUN_FIELDS: dict[str, re.Pattern[str]] = {
-    "frames_count": re.compile(rf"^\s*Frames count:\s*{_NUMBER}", re.M),
-    "fps": re.compile(rf"^\s*FPS:\s*{_NUMBER}", re.M),
-    "send_rate_mbit_s": re.compile(rf"^\s*Send Rate:\s*{_NUMBER}\s*Mbit/s", re.M),
-    "recv_rate_mbit_s": re.compile(rf"^\s*Recv Rate:\s*{_NUMBER}\s*Mbit/s", re.M),
-    "hw_latency_ms": re.compile(rf"^\s*HW Latency:\s*{_NUMBER}\s*ms", re.M),
-    "overall_latency_ms": re.compile(rf"^\s*Overall Latency:\s*{_NUMBER}\s*ms", re.M),
-    "power_min_w": re.compile(rf"^\s*Minimum power consumption:\s*{_NUMBER}\s*W", re.M),
-    "power_avg_w": re.compile(rf"^\s*Average power consumption:\s*{_NUMBER}\s*W", re.M),
-    "power_max_w": re.compile(rf"^\s*Maximum power consumption:\s*{_NUMBER}\s*W", re.M),
-    "chip_temp_max_c": re.compile(rf"^\s*Maximum chip temperature:\s*{_NUMBER}\s*C", re.M),
+# CSV column -> fact key. `run`: one row per network group (status 0 = HAILO_SUCCESS).
+_RUN_COLUMNS = {
+    "num_of_frames": "frames_count",
+    "fps": "fps",
+    "send_rate": "send_rate_mbit_s",
+    "recv_rate": "recv_rate_mbit_s",
+    "hw_latency": "hw_latency_ms",
+    "overall_latency": "overall_latency_ms",
+    "min_power": "power_min_w",
+    "average_power": "power_avg_w",
+    "max_power": "power_max_w",
+    "max_temp": "chip_temp_max_c",
 }
-
-# `hailortcli benchmark` "Summary" block. The continuation rows ("(streaming)", "(max)") are printed
-# indented under their heading; forum copies often lose that indentation, so the heading is optional.
-_BENCHMARK_FIELDS: dict[str, re.Pattern[str]] = {
-    "fps_hw_only": re.compile(rf"^\s*FPS\s*\(hw_only\)\s*=\s*{_NUMBER}", re.M),
-    "fps_streaming": re.compile(rf"^\s*(?:FPS\s*)?\(streaming\)\s*=\s*{_NUMBER}", re.M),
-    "hw_latency_ms": re.compile(rf"^\s*Latency\s*\(hw\)\s*=\s*{_NUMBER}\s*ms", re.M),
-    "power_avg_w": re.compile(rf"^\s*Power in streaming mode\s*\(average\)\s*=\s*{_NUMBER}\s*W", re.M),
-    "power_max_w": re.compile(rf"^\s*(?:Power in streaming mode\s*)?\(max\)\s*=\s*{_NUMBER}\s*W", re.M),
+# `benchmark`: one row per network group, its three measurement modes side by side.
+_BENCHMARK_COLUMNS = {
+    "hw_only_fps": "fps_hw_only",
+    "fps": "fps_streaming",
+    "hw_latency": "hw_latency_ms",
+    "overall_latency": "overall_latency_ms",
+    "average_power": "power_avg_w",
+    "max_power": "power_max_w",
 }
-
-_NETWORK_GROUP = re.compile(r"^\s*Network group:\s*(\S+)", re.M)
 
 
 class HailortcliOutputError(ValueError):
     """The text is not a hailortcli result (e.g. the command failed before measuring)."""
 
 
-def _extract(text: str, fields: dict[str, re.Pattern[str]]) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for key, pattern in fields.items():
-        match = pattern.search(text)
-        if match:
-            found[key] = float(match.group(1))
-    return found
+def _first_row(text: str, required: str) -> dict[str, str]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or required not in rows[0]:
+        raise HailortcliOutputError(f"no hailortcli CSV result (header with {required!r} and a row)")
+    return rows[0]
 
 
-def _strip_progress(text: str) -> str:
-    # Progress lines are redrawn with carriage returns; keep only what is left on screen.
-    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.splitlines())
+def _figures(row: dict[str, str], columns: dict[str, str]) -> dict[str, Any]:
+    return {key: float(row[column]) for column, key in columns.items() if (row.get(column) or "").strip()}
 
 
 def parse_hailortcli_run(text: str) -> dict[str, Any]:
-    """`hailortcli run <hef> [--measure-latency --measure-overall-latency --measure-power]` → dict.
-
-    Returns the first network group's figures plus its name; raises HailortcliOutputError when the output
-    has no "Inference result" (the run failed: the text is an error the caller reports as such).
-    """
-    text = _strip_progress(text)
-    marker = text.find("Inference result")
-    if marker < 0:
-        raise HailortcliOutputError("no '> Inference result:' block in hailortcli run output")
-    result_text = text[marker:]
-    groups = _NETWORK_GROUP.findall(result_text)
-    parsed: dict[str, Any] = _extract(result_text, _RUN_FIELDS)
+    """The CSV of `hailortcli run <hef> --csv FILE [--measure-latency ...]` → the first network group's
+    figures plus its name; raises HailortcliOutputError for a failed run."""
+    row = _first_row(text, "status")
+    if row["status"].strip() != "0":
+        reason = row.get("status_description") or row["status"]
+        raise HailortcliOutputError(f"hailortcli run failed: {reason}")
+    parsed = _figures(row, _RUN_COLUMNS)
     if "frames_count" in parsed:
         parsed["frames_count"] = int(parsed["frames_count"])
-    parsed["network_group"] = groups[0] if groups else None
+    parsed["network_group"] = row.get("net_name") or None
     return parsed
 
 
 def parse_hailortcli_benchmark(text: str) -> dict[str, Any]:
-    """`hailortcli benchmark <hef>` → dict of the Summary block; raises HailortcliOutputError without one."""
-    text = _strip_progress(text)
-    marker = text.find("Summary")
-    if marker < 0:
-        raise HailortcliOutputError("no 'Summary' block in hailortcli benchmark output")
-    parsed = _extract(text[marker:], _BENCHMARK_FIELDS)
+    """The CSV of `hailortcli benchmark <hef> --csv FILE` → the first network group's figures."""
+    parsed = _figures(_first_row(text, "hw_only_fps"), _BENCHMARK_COLUMNS)
     if "fps_hw_only" not in parsed:
-        raise HailortcliOutputError("hailortcli benchmark Summary has no 'FPS (hw_only)' line")
+        raise HailortcliOutputError("hailortcli benchmark CSV has no hw_only_fps figure")
     return parsed
 
 
@@ -104,7 +88,7 @@ def parse_hailortcli_identify(text: str) -> dict[str, Any]:
 
 
 class FilterModule:
-    """Ansible filters: `{{ out.stdout | hailortcli_run }}`, hailortcli_benchmark, hailortcli_identify."""
+    """Ansible filters: hailortcli_run, hailortcli_benchmark (of the CSV), hailortcli_identify (of stdout)."""
 
     def filters(self) -> dict[str, Any]:
         return {

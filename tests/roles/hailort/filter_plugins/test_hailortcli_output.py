@@ -1,16 +1,11 @@
-"""hailortcli output parsing, against recorded real outputs.
+"""hailortcli output parsing.
 
-Sources of the recorded samples (quoted as data, trimmed to the result blocks):
-- BENCHMARK_MODEL_ZOO: hailo-ai/hailo_model_zoo, docs/BENCHMARKS.md ("Example output" of
-  `hailortcli benchmark resnet_v1_50.hef`).
-- BENCHMARK_FORUM: https://community.hailo.ai/t/why-there-is-no-correlation-between-latency-and-fps-measurements/82
-  (`hailortcli benchmark yolov5m_wo_spp_60p.hef` on Hailo-8, as the forum renders it: indentation lost).
-- RUN_FORUM: https://community.hailo.ai/t/bottlenecks-using-multiple-hailo8-modules/3223
-  (`hailo run yolov5m_wo_spp_60p.hef`, which calls `hailortcli run`).
-- RUN_WITH_LATENCY_AND_POWER: the line formats of hailo-ai/hailort hailortcli/infer_stats_printer.cpp
-  (print_stdout_single_element / print_stdout: "HW Latency: ... ms", "Overall Latency: ... ms", "Average power
-  consumption: ... W", "Maximum chip temperature: ...C"); no public posting of a full `--measure-latency
-  --measure-power` run was found, so the figures are illustrative and the layout is the printer's.
+`run` and `benchmark` are read from the CSV their `--csv FILE` writes. The samples below are laid out as
+hailo-ai/hailort's hailortcli/infer_stats_printer.cpp writes them (print_csv_header + print_csv for `run`:
+18 columns, power, current and temperature as three empty fields each when not measured; a failed run ends
+after its status description; print_benchmark_csv_header + print_benchmark_csv for `benchmark`). The figures
+come from published outputs of the same runs (hailo_model_zoo docs/BENCHMARKS.md for resnet_v1_50; the Hailo
+forum's yolov5m_wo_spp_60p run, community.hailo.ai/t/3223); the tcn_encoder figures are illustrative.
 """
 
 import pytest
@@ -21,78 +16,35 @@ from hailortcli_output import (
     parse_hailortcli_run,
 )
 
-BENCHMARK_MODEL_ZOO = """\
-=======
-Summary
-=======
-FPS     (hw_only)                 = 1328.83
-        (streaming)               = 1328.8
-Latency (hw)                      = 2.93646 ms
-Power in streaming mode (average) = 3.19395 W
-                        (max)     = 3.20456 W
-"""
+RUN_HEADER = (
+    "net_name,status,status_description,fps,num_of_frames,send_rate,recv_rate,hw_latency,overall_latency,"
+    "min_power,average_power,max_power,min_current,average_current,max_current,min_temp,average_temp,max_temp\n"
+)
+BENCHMARK_HEADER = (
+    "net_name,fps,hw_only_fps,num_of_frames,num_of_frames_hw_only,hw_latency,overall_latency,"
+    "min_power,average_power,max_power\n"
+)
 
-BENCHMARK_FORUM = """\
-Starting Measurements…
-Measuring FPS in hw_only mode
-Network yolov5m_wo_spp_60p/yolov5m_wo_spp_60p: 100% | 3272 | FPS: 218.10 | ETA: 00:00:00
-Measuring FPS and Power in streaming mode
-[HailoRT] [warning] Using the overcurrent protection dvm for power measurement will disable the \
-ovecurrent protection.
-Network yolov5m_wo_spp_60p/yolov5m_wo_spp_60p: 100% | 3272 | FPS: 218.07 | ETA: 00:00:00
-Measuring HW Latency
-Network yolov5m_wo_spp_60p/yolov5m_wo_spp_60p: 100% | 699 | HW Latency: 12.84 ms | ETA: 00:00:00
+# `hailortcli run yolov5m_wo_spp_60p.hef --csv run.csv`: no latency, power or temperature asked for.
+RUN_PLAIN = RUN_HEADER + "yolov5m_wo_spp_60p,0,Success,217.34,1088,2136.58,3759.88,,,,,,,,,,,\n"
+# `hailortcli run tcn_encoder_hailo8l.hef --measure-latency --measure-overall-latency --measure-power
+# --measure-temp --csv run.csv`
+RUN_MEASURED = (
+    RUN_HEADER + "tcn_encoder,0,Success,2560.12,5120,73.73,6.14,0.41,0.87,1.02,1.31,1.44,,,,46.1,47.3,48.2\n"
+)
+# A run that could not open the chip: status and description, then the empty fields, no line end.
+RUN_FAILED = RUN_HEADER + "tcn_encoder,74,HAILO_OUT_OF_PHYSICAL_DEVICES,,,,,,,,,,,"
 
-=======
-Summary
-
-FPS (hw_only) = 218.106
-(streaming) = 218.078
-Latency (hw) = 12.8354 ms
-Device 0000:01:00.0:
-Power in streaming mode (average) = 5.30504 W
-(max) = 5.3327 W
-"""
-
-RUN_FORUM = """\
-(hailo) Running command 'run' with 'hailortcli'
-Running streaming inference (yolov5m_wo_spp_60p.hef):
-  Transform data: true
-    Type:      auto
-    Quantized: true
-Network yolov5m_wo_spp_60p/yolov5m_wo_spp_60p: 100% | 1088 | FPS: 217.33 | ETA: 00:00:00
-> Inference result:
- Network group: yolov5m_wo_spp_60p
-    Frames count: 1088
-    FPS: 217.34
-    Send Rate: 2136.58 Mbit/s
-    Recv Rate: 3759.88 Mbit/s
-"""
-
-RUN_WITH_LATENCY_AND_POWER = """\
-Running streaming inference (tcn_encoder.hef):
-  Transform data: true
-    Type:      auto
-    Quantized: true
-Network tcn_encoder/tcn_encoder: 100% | 5120 | FPS: 2560.12 | ETA: 00:00:00\r\
-> Inference result:
- Network group: tcn_encoder
-    Frames count: 5120
-    FPS: 2560.12
-    Send Rate: 73.73 Mbit/s
-    Recv Rate: 6.14 Mbit/s
-    HW Latency: 0.41 ms
-    Overall Latency: 0.87 ms
-  Device: 0001:01:00.0
-    Minimum power consumption: 1.02 W
-    Average power consumption: 1.31 W
-    Maximum power consumption: 1.44 W
-    Maximum chip temperature: 48.20C
-"""
+# `hailortcli benchmark resnet_v1_50.hef --csv bench.csv`
+BENCHMARK_MEASURED = (
+    BENCHMARK_HEADER + "resnet_v1_50,1328.8,1328.83,19932,19932,2.93646,,3.18,3.19395,3.20456\n"
+)
+# The same on a board without a power sensor (`--no-power true`): the three power fields are empty.
+BENCHMARK_NO_POWER = BENCHMARK_HEADER + "resnet_v1_50,1328.8,1328.83,19932,19932,2.93646,3.41,,,\n"
 
 
-def test_benchmark_summary_from_model_zoo_docs():
-    assert parse_hailortcli_benchmark(BENCHMARK_MODEL_ZOO) == {
+def test_benchmark_csv_figures():
+    assert parse_hailortcli_benchmark(BENCHMARK_MEASURED) == {
         "fps_hw_only": 1328.83,
         "fps_streaming": 1328.8,
         "hw_latency_ms": 2.93646,
@@ -101,67 +53,52 @@ def test_benchmark_summary_from_model_zoo_docs():
     }
 
 
-def test_benchmark_summary_with_progress_lines_and_lost_indentation():
-    parsed = parse_hailortcli_benchmark(BENCHMARK_FORUM)
-    # The progress line "HW Latency: 12.84 ms" comes before the Summary; only the Summary's figure counts.
-    assert parsed["hw_latency_ms"] == 12.8354
-    assert parsed["fps_hw_only"] == 218.106
-    assert parsed["fps_streaming"] == 218.078
-    assert parsed["power_avg_w"] == 5.30504
-    assert parsed["power_max_w"] == 5.3327
-
-
 def test_benchmark_without_power_sensor_leaves_power_out():
-    text = BENCHMARK_MODEL_ZOO.split("Power in")[0]
-    parsed = parse_hailortcli_benchmark(text)
-    assert "power_avg_w" not in parsed
-    assert "power_max_w" not in parsed
-    assert parsed["hw_latency_ms"] == 2.93646
+    parsed = parse_hailortcli_benchmark(BENCHMARK_NO_POWER)
+    assert "power_avg_w" not in parsed and "power_max_w" not in parsed
+    assert parsed["overall_latency_ms"] == 3.41
 
 
-def test_run_result_from_forum_post():
-    parsed = parse_hailortcli_run(RUN_FORUM)
-    assert parsed == {
+def test_run_without_measurements_reports_only_rates():
+    assert parse_hailortcli_run(RUN_PLAIN) == {
         "network_group": "yolov5m_wo_spp_60p",
         "frames_count": 1088,
-        "fps": 217.34,  # the result block's figure, not the progress line's 217.33
+        "fps": 217.34,
         "send_rate_mbit_s": 2136.58,
         "recv_rate_mbit_s": 3759.88,
     }
-    assert "hw_latency_ms" not in parsed  # run without --measure-latency reports none
 
 
-def test_run_with_latency_power_and_carriage_return_progress():
-    parsed = parse_hailortcli_run(RUN_WITH_LATENCY_AND_POWER)
+def test_run_with_latency_power_and_temperature():
+    parsed = parse_hailortcli_run(RUN_MEASURED)
     assert parsed["network_group"] == "tcn_encoder"
     assert parsed["frames_count"] == 5120
     assert parsed["hw_latency_ms"] == 0.41
     assert parsed["overall_latency_ms"] == 0.87
-    assert parsed["power_avg_w"] == 1.31
-    assert parsed["power_max_w"] == 1.44
+    assert (parsed["power_min_w"], parsed["power_avg_w"], parsed["power_max_w"]) == (1.02, 1.31, 1.44)
     assert parsed["chip_temp_max_c"] == 48.2
 
 
 @pytest.mark.parametrize(
-    ("parser", "text"),
+    ("parser", "text", "fragment"),
     [
-        (parse_hailortcli_run, "[HailoRT] [error] CHECK failed - Failed to open device file /dev/hailo0\n"),
-        (
-            parse_hailortcli_benchmark,
-            "Starting Measurements...\n[HailoRT] [error] HAILO_OUT_OF_PHYSICAL_DEVICES(74)\n",
-        ),
-        (parse_hailortcli_benchmark, "=======\nSummary\n=======\n"),
+        (parse_hailortcli_run, RUN_FAILED, "HAILO_OUT_OF_PHYSICAL_DEVICES"),
+        (parse_hailortcli_run, "", "no hailortcli CSV result"),
+        (parse_hailortcli_run, RUN_HEADER, "no hailortcli CSV result"),
+        (parse_hailortcli_benchmark, BENCHMARK_HEADER, "no hailortcli CSV result"),
+        (parse_hailortcli_benchmark, BENCHMARK_HEADER + "resnet_v1_50,,,,,,,,,\n", "no hw_only_fps"),
+        (parse_hailortcli_benchmark, RUN_MEASURED, "no hailortcli CSV result"),  # the wrong command's file
     ],
 )
-def test_failed_runs_raise_a_clear_error(parser, text):
-    with pytest.raises(HailortcliOutputError):
+def test_failed_or_foreign_results_raise_a_clear_error(parser, text, fragment):
+    with pytest.raises(HailortcliOutputError, match=fragment):
         parser(text)
 
 
 def test_filters_are_exposed_to_ansible():
     filters = FilterModule().filters()
-    assert filters["hailortcli_run"](RUN_FORUM)["fps"] == 217.34
-    assert filters["hailortcli_benchmark"](BENCHMARK_MODEL_ZOO)["fps_hw_only"] == 1328.83
+    assert filters["hailortcli_run"](RUN_PLAIN)["fps"] == 217.34
+    assert filters["hailortcli_benchmark"](BENCHMARK_MEASURED)["fps_hw_only"] == 1328.83
 
 
 # `hailortcli fw-control identify` on a Pi 5 with the AI Kit (HailoRT 4.17), quoted in public install guides;
