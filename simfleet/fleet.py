@@ -30,7 +30,7 @@ READY_TIMEOUT_S = 180.0
 POLL_S = 0.3
 EDGEINFER_HEALTHZ = "http://127.0.0.1:8080/healthz"
 
-# simfleet/README.md, "Container flags": systemd as PID 1 (--privileged fails on these VMs), then nested docker.
+# simfleet/README.md, "Container flags": systemd as PID 1 (--privileged fails on our VMs), then nested docker.
 # SYS_PTRACE on top: `docker exec` (so healthchecks too) into a nested container running as a non-root user
 # opens that process's namespaces, which the kernel allows a different uid only with CAP_SYS_PTRACE.
 CAPABILITIES = ["SYS_ADMIN", "NET_ADMIN", "NET_RAW", "MKNOD", "SYS_PTRACE"]
