@@ -58,7 +58,7 @@ molecule: engine
 	$(BIN)/molecule test --all
 
 fleet-test: engine
-	$(BIN)/pytest -m fleet
+	$(BIN)/pytest -m fleet --durations=0
 
 # The aarch64 releases a Pi 5 gets, served in arm64 Debian trees under qemu (README, "The aarch64 check").
 # ARM64_RELEASES=trixie checks one Pi OS release. `make test` checks trixie only: both exceed CI's 12 minutes cold.

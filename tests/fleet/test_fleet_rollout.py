@@ -69,9 +69,20 @@ def assert_all_on(fleet: Fleet, release: str, report: dict[str, Any]) -> None:
 
 
 def assert_clean_run(run: PlaybookRun) -> None:
-    assert run.rc == 0, (run.status, run.stats)
+    assert run.rc == 0, (run.status, run.failure_messages() or run.stats)
     assert run.hosts_with("failures") == set()
     assert run.hosts_with("dark") == set()
+
+
+def deploy_plays(run: PlaybookRun, host: str) -> set[str]:
+    """The deploy plays whose tasks ran on `host` (the canary play alone, or the rolling batches)."""
+    return {
+        data["play"]
+        for event in run.events
+        if (data := event.get("event_data") or {}).get("host") == host
+        and data.get("play", "").startswith("Deploy | ")
+        and event.get("event") == "runner_on_ok"
+    }
 
 
 def traffic_on(fleet: Fleet) -> Traffic:
@@ -177,6 +188,9 @@ def test_rerun_changes_nothing_and_is_faster(fleet: Fleet, play):
     changed = {host: run.count("changed", host) for host in [*fleet.names, "localhost"]}
     assert changed == dict.fromkeys(changed, 0)
     assert run.wall_s < STATE["fresh_s"], (run.wall_s, STATE["fresh_s"])
+    # No new release, so no canary: every Pi is checked in the batches, the canary Pi too.
+    assert "Deploy | canary" not in deploy_plays(run, PI1)
+    assert "Deploy | rolling batches" in deploy_plays(run, PI1)
     assert_all_on(fleet, STATE["release_a"], fleet.latest_report())
 
 
@@ -287,6 +301,8 @@ def test_model_only_update_adds_one_bundle_and_a_bad_one_rolls_its_pi_back(fleet
     assert run.hosts_with("failures") == {PI3}
     assert PI3 in run.hosts_with("rescued")
     assert run.hosts_with("dark") == set()
+    # A new release: the canary Pi went first, alone.
+    assert deploy_plays(run, PI1) == {"Deploy | does this run roll out a new release", "Deploy | canary"}
 
     report = fleet.latest_report()
     pi3 = report["hosts"][PI3]
