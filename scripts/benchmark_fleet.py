@@ -137,6 +137,7 @@ def fallback_summary(verdicts: dict[str, Verdict]) -> dict[str, Any]:
             "answers": verdict.answers,
             "not_from_the_model": verdict.answers - verdict.from_model,
             "failed_requests": len(verdict.failures),
+            "longest_gap": verdict.longest_gap,
             "fallbacks": verdict.fallbacks,
         }
         for pi, verdict in sorted(verdicts.items())

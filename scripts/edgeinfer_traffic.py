@@ -15,6 +15,7 @@ import json
 import shlex
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,11 +101,15 @@ class Verdict:
     from_model: int
     failures: list[str]
     fallbacks: dict[str, int]
+    # The most answers in a row from neither model: a gap in serving, where scattered read timeouts are not.
+    longest_gap: int = 0
 
-    def problems(self, read_timeouts_per_1000: float = 1.0) -> list[str]:
+    def problems(self, read_timeouts_per_1000: float = 1.0, longest_gap: int | None = None) -> list[str]:
         """Issue 10's bar: no failed request, only read timeouts hidden (at most 1 in 1,000 unless told), and
-        every answer not from the old or new model is one of those."""
+        every answer not from the old or new model is one of those; no more than `longest_gap` in a row."""
         found = []
+        if longest_gap is not None and self.longest_gap > longest_gap:
+            found.append(f"{self.longest_gap} answers in a row from neither model (at most {longest_gap})")
         if self.failures:
             found.append(f"{len(self.failures)} failed requests, first: {self.failures[0]}")
         others = {cause: n for cause, n in self.fallbacks.items() if cause != "read_timeout" and n}
@@ -119,6 +124,15 @@ class Verdict:
                 f"{sum(self.fallbacks.values())} fallbacks counted"
             )
         return found
+
+
+def longest_gap(from_model: Sequence[bool]) -> int:
+    """The longest run of answers that came from neither model."""
+    longest = run = 0
+    for matched in from_model:
+        run = 0 if matched else run + 1
+        longest = max(longest, run)
+    return longest
 
 
 class Traffic:
@@ -156,5 +170,7 @@ class Traffic:
             from_model = int(matches.sum())
             after = fallbacks(client.address)
             counted = {cause: after[cause] - self._fallbacks_before[pi].get(cause, 0) for cause in after}
-            result[pi] = Verdict(len(client.latents), from_model, client.failures, counted)
+            result[pi] = Verdict(
+                len(client.latents), from_model, client.failures, counted, longest_gap(matches.tolist())
+            )
         return result
