@@ -55,6 +55,7 @@ def test_every_fallback_and_failed_request_counts_against_the_goal_of_zero():
             from_model=2998,
             failures=["ConnectionRefusedError"],
             fallbacks={"read_timeout": 2, "connection_refused": 0},
+            longest_gap=2,
         ),
         "pi-2": Verdict(answers=3000, from_model=3000, failures=[], fallbacks={"read_timeout": 0}),
     }
@@ -64,6 +65,7 @@ def test_every_fallback_and_failed_request_counts_against_the_goal_of_zero():
         "not_from_the_model": 2,
         "failed_requests": 1,
         "fallbacks": {"read_timeout": 2, "connection_refused": 0},
+        "longest_gap": 2,
     }
     assert (
         fallback_total({"rerun_4_s": summary, "rollback_4_s": fallback_summary({"pi-2": verdicts["pi-2"]})})
