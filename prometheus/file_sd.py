@@ -3,9 +3,10 @@
     python prometheus/file_sd.py -i inventory/production --out /etc/prometheus/targets/hailo_pipeline.json
 
 Each Pi becomes `<ansible_host or name>:<inference_app_metrics_port>` with the labels `pi` (inventory name)
-and, when build/release.json is there, `expected_version` (the bundle version the last build deployed; the
-HailoPipelineUnexpectedModel alert compares it with what the Pi serves). The inventory is read with
-`ansible-inventory --list`, so every inventory format and group_vars file Ansible understands works.
+and, when a release manifest is there, `expected_version` (the bundle version the last build deployed; the
+HailoPipelineUnexpectedModel alert compares it with what the Pi serves). build.yml writes one manifest per
+kind of Pi (build/release-<kind>.json), all naming the run's one bundle: the newest is read. The inventory is
+read with `ansible-inventory --list`, so every inventory format and group_vars file Ansible understands works.
 """
 
 from __future__ import annotations
@@ -58,19 +59,28 @@ def targets(
     return groups
 
 
+def newest_manifest(build_dir: Path) -> Path | None:
+    """The manifest the last build wrote or changed (a kind's is rewritten only when its release is new)."""
+    manifests = sorted(build_dir.glob("release-*.json"), key=lambda path: path.stat().st_mtime)
+    return manifests[-1] if manifests else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--inventory", required=True, help="Ansible inventory (file or folder)")
     parser.add_argument("--out", type=Path, required=True, help="file_sd JSON file to write")
     parser.add_argument("--group", default="pis", help="inventory group of the Pis (default pis)")
-    parser.add_argument("--release", type=Path, default=Path("build/release.json"), help="release manifest")
+    parser.add_argument(
+        "--release", type=Path, help="release manifest (default: the newest build/release-*.json)"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT, help="default metrics port")
     args = parser.parse_args(argv)
     try:
         inventory = read_inventory(args.inventory)
         expected = None
-        if args.release.is_file():
-            expected = json.loads(args.release.read_text()).get("bundle_version")
+        release = args.release or newest_manifest(Path("build"))
+        if release is not None and release.is_file():
+            expected = json.loads(release.read_text()).get("bundle_version")
     except (OSError, ValueError) as exc:
         print(f"file_sd: {exc}", file=sys.stderr)
         return 1

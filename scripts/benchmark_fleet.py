@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
         try:
-            play("build_s", "playbooks/build.yml", {"pi_architecture": "x86_64"})
+            play("build_s", "playbooks/build.yml")
             for size in sorted(args.sizes):
                 bench.fresh(size)
                 play(f"clean_{size}_s", "site.yml")

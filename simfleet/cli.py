@@ -61,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "engine", help="install docker.io/debootstrap if missing, start dockerd if none answers"
     ).set_defaults(func=_engine)
-    sub.add_parser("images", help=f"build {images.PI_IMAGE} and {images.STANDIN_IMAGE}").set_defaults(
-        func=_images
+    sub.add_parser(
+        "images", help=f"build {', '.join(images.PI_IMAGES.values())} and {images.STANDIN_IMAGE}"
+    ).set_defaults(func=_images)
+    up = sub.add_parser(
+        "up", help="bring up hp-pi-1..N on hp-fleet (every third on trixie), write inventory/local/hosts.yml"
     )
-    up = sub.add_parser("up", help="bring up hp-pi-1..N on hp-fleet and write inventory/local/hosts.yml")
     up.add_argument("--pis", type=int, default=3, help="number of simulated Pis (default 3)")
     up.set_defaults(func=_up)
     sub.add_parser("down", help="remove the fleet's containers, network and volumes").set_defaults(func=_down)

@@ -20,7 +20,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from simfleet import inventory
-from simfleet.images import PI_IMAGE, ROLE_LABEL
+from simfleet.images import PI_IMAGES, ROLE_LABEL
 from simfleet.paths import inventory_file
 from simfleet.sshkey import ensure_ssh_key, public_key
 
@@ -29,6 +29,7 @@ CONFIG_LABEL = "io.hailo-pipeline.simfleet.config"
 READY_TIMEOUT_S = 180.0
 POLL_S = 0.3
 EDGEINFER_HEALTHZ = "http://127.0.0.1:8080/healthz"
+TRIXIE_EVERY = 3
 
 # simfleet/README.md, "Container flags": systemd as PID 1 (--privileged fails on our VMs), then nested docker.
 # SYS_PTRACE on top: `docker exec` (so healthchecks too) into a nested container running as a non-root user
@@ -83,6 +84,11 @@ class FleetSpec:
     def volume(self, name: str) -> str:
         return f"{name}-docker"
 
+    def suite(self, name: str) -> str:
+        """The Raspberry Pi OS release this Pi runs: every third Pi is on trixie (what a Pi flashed today
+        runs), the others on bookworm, so any fleet of three or more holds both, as fleets in the field do."""
+        return "trixie" if self.pi_index(name) % TRIXIE_EVERY == 0 else "bookworm"
+
 
 def _fleet_containers(client: docker.DockerClient, spec: FleetSpec) -> dict[str, Container]:
     found = client.containers.list(all=True, filters={"label": f"{ROLE_LABEL}=fleet"})
@@ -108,7 +114,7 @@ def _create_pi(client: docker.DockerClient, spec: FleetSpec, name: str) -> Conta
     except docker.errors.NotFound:
         client.volumes.create(volume, labels=spec.labels)
     return client.containers.run(
-        PI_IMAGE,
+        PI_IMAGES[spec.suite(name)],
         name=name,
         hostname=name,
         detach=True,
@@ -191,7 +197,7 @@ def up(client: docker.DockerClient, count: int, spec: FleetSpec | None = None) -
     spec = spec or FleetSpec()
     key_path = ensure_ssh_key()
     _ensure_network(client, spec)
-    image_id = client.images.get(PI_IMAGE).id
+    image_ids = {suite: client.images.get(tag).id for suite, tag in PI_IMAGES.items()}
     existing = _fleet_containers(client, spec)
     wanted = [spec.pi_name(i) for i in range(1, count + 1)]
     for name, container in existing.items():
@@ -201,10 +207,12 @@ def up(client: docker.DockerClient, count: int, spec: FleetSpec | None = None) -
     for name in wanted:
         container = existing.get(name)
         if container is not None and (
-            container.attrs["Image"] != image_id or container.labels.get(CONFIG_LABEL) != RUN_CONFIG
+            container.attrs["Image"] != image_ids[spec.suite(name)]
+            or container.labels.get(CONFIG_LABEL) != RUN_CONFIG
         ):
             # A new container is a new Pi: its docker volume must not carry the old Pi's EdgeInfer state.
-            print(f"simfleet: {name} runs an older {PI_IMAGE} or older flags; recreating it", flush=True)
+            image = PI_IMAGES[spec.suite(name)]
+            print(f"simfleet: {name} is not on {image} or has older flags; recreating it", flush=True)
             _remove_pi(client, spec, container)
             container = None
         if container is None:

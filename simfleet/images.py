@@ -1,4 +1,4 @@
-"""Build the simulated fleet's images: local/hp-edgeinfer-standin:latest and local/hp-pi:bookworm.
+"""Build the simulated fleet's images: local/hp-edgeinfer-standin:latest, local/hp-pi:bookworm and :trixie.
 
 Each image carries a label with the hash of everything that went into it; a build whose inputs did not change
 is skipped, so a second `python -m simfleet images` takes seconds. Base images are imported from cached
@@ -26,7 +26,8 @@ from simfleet.paths import PACKAGE_DIR
 from simfleet.rootfs import RootfsSpec, cache_lock, ensure_rootfs, tar_stream
 from simfleet.specs import PI_ROOTFS, STANDIN_ROOTFS
 
-PI_IMAGE = "local/hp-pi:bookworm"
+# One Pi image per Raspberry Pi OS release (simfleet/specs.py), tagged by its Debian suite.
+PI_IMAGES = {suite: f"local/hp-pi:{suite}" for suite in PI_ROOTFS}
 STANDIN_IMAGE = "local/hp-edgeinfer-standin:latest"
 BASE_REPO = "local/hp-rootfs"
 INPUTS_LABEL = "io.hailo-pipeline.simfleet.inputs"
@@ -51,7 +52,12 @@ def _find(client: docker.DockerClient, ref: str) -> Image | None:
 
 def _base_tag(spec: RootfsSpec, systemd: bool) -> str:
     prep = Path(container_prep.__file__).read_bytes() if systemd else b""
-    return f"{spec.name}-{_sha(spec.key.encode(), prep)[:12]}"
+    return f"{_base_family(spec)}{_sha(spec.key.encode(), prep)[:12]}"
+
+
+def _base_family(spec: RootfsSpec) -> str:
+    """The tag prefix all recipes of this tree share: a newer recipe replaces the older ones of its family."""
+    return f"{spec.name}-{spec.suite}-"
 
 
 def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) -> Image:
@@ -62,7 +68,7 @@ def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) ->
     if image is not None:
         return image
     root = ensure_rootfs(spec)
-    with cache_lock(f"import-{spec.name}"):
+    with cache_lock(f"import-{spec.name}-{spec.suite}"):
         image = _find(client, ref)
         if image is not None:  # another process imported it while we waited
             return image
@@ -78,14 +84,14 @@ def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) ->
         if tar.wait() != 0:
             raise RuntimeError(f"tar of {root} failed (exit {tar.returncode})")
         print(f"simfleet: imported {ref} in {time.monotonic() - started:.1f} s", flush=True)
-        _untag_stale_bases(client, spec.name, keep=ref)
+        _untag_stale_bases(client, _base_family(spec), keep=ref)
         return client.images.get(ref)
 
 
-def _untag_stale_bases(client: docker.DockerClient, name: str, keep: str) -> None:
+def _untag_stale_bases(client: docker.DockerClient, family: str, keep: str) -> None:
     for image in client.images.list(name=BASE_REPO):
         for ref in image.tags:
-            if ref != keep and ref.startswith(f"{BASE_REPO}:{name}-"):
+            if ref != keep and ref.startswith(f"{BASE_REPO}:{family}"):
                 client.images.remove(ref, noprune=True)
 
 
@@ -186,7 +192,7 @@ def standin_plan(base: Image) -> BuildPlan:
     )
 
 
-def pi_plan(client: docker.DockerClient, base: Image, standin: Image) -> BuildPlan:
+def pi_plan(client: docker.DockerClient, suite: str, base: Image, standin: Image) -> BuildPlan:
     folder = PACKAGE_DIR / "pi_image"
     compose = _compose_plugin()
     files = _package_files(
@@ -205,8 +211,8 @@ def pi_plan(client: docker.DockerClient, base: Image, standin: Image) -> BuildPl
                 out.write(chunk)
 
     return BuildPlan(
-        tag=PI_IMAGE,
-        role="pi",
+        tag=PI_IMAGES[suite],
+        role=f"pi-{suite}",
         dockerfile=_dockerfile(folder, base),
         files=files,
         extra_inputs=[
@@ -218,17 +224,17 @@ def pi_plan(client: docker.DockerClient, base: Image, standin: Image) -> BuildPl
 
 
 def build_images(client: docker.DockerClient) -> dict[str, Image]:
-    """Make sure both images exist and are current; return them by tag."""
+    """Make sure every image exists and is current; return them by tag."""
+    wanted = [(STANDIN_ROOTFS, False), *((spec, True) for spec in PI_ROOTFS.values())]
     missing = [
-        spec
-        for spec, systemd in ((STANDIN_ROOTFS, False), (PI_ROOTFS, True))
-        if _find(client, f"{BASE_REPO}:{_base_tag(spec, systemd)}") is None
+        spec for spec, systemd in wanted if _find(client, f"{BASE_REPO}:{_base_tag(spec, systemd)}") is None
     ]
-    # debootstrap is mostly waiting on the mirror: both trees at once take barely longer than one.
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # debootstrap is mostly waiting on the mirror: all trees at once take barely longer than one.
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         list(pool.map(ensure_rootfs, missing))
-    standin_base = ensure_base(client, STANDIN_ROOTFS, systemd=False)
-    pi_base = ensure_base(client, PI_ROOTFS, systemd=True)
-    standin = ensure_built(client, standin_plan(standin_base))
-    pi = ensure_built(client, pi_plan(client, pi_base, standin))
-    return {STANDIN_IMAGE: standin, PI_IMAGE: pi}
+    standin = ensure_built(client, standin_plan(ensure_base(client, STANDIN_ROOTFS, systemd=False)))
+    built = {STANDIN_IMAGE: standin}
+    for suite, spec in PI_ROOTFS.items():
+        pi_base = ensure_base(client, spec, systemd=True)
+        built[PI_IMAGES[suite]] = ensure_built(client, pi_plan(client, suite, pi_base, standin))
+    return built

@@ -146,7 +146,7 @@ def ensure_rootfs(spec: RootfsSpec) -> Path:
     """Return the cached tree for spec, debootstrapping it first when it is not cached."""
     if spec.path.is_dir():
         return spec.path
-    with cache_lock(f"rootfs-{spec.name}"):
+    with cache_lock(f"rootfs-{spec.name}-{spec.suite}"):
         if spec.path.is_dir():  # another process built it while we waited
             return spec.path
         staging = spec.path.with_name(spec.path.name + ".partial")

@@ -117,8 +117,10 @@ def _p50(latency: Any) -> float | None:
     return float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else None
 
 
-def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
-    """One Pi's row of the report from its hostvars."""
+def host_entry(
+    host_vars: Mapping[str, Any], built: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One Pi's row of the report from its hostvars; `built` is this run's releases by kind (build.yml)."""
     health = host_vars.get("health_report") or {}
     deploy = host_vars.get("fleet_deploy") or {}
     benchmark = host_vars.get("fleet_benchmark") or {}
@@ -128,8 +130,14 @@ def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
     lost = deploy.get("outcome") == "in_progress"
     reached = (bool(health) or bool(deploy.get("reached"))) and not lost
     accelerator_present = host_vars.get("hailort_accelerator_present")
+    target = host_vars.get("pi_release_target") or {}
+    kind = target.get("kind")
     entry: dict[str, Any] = {
         "reachable": reached,
+        "os": target.get("os") or None,
+        "python": target.get("python"),
+        "release_kind": kind,
+        "target_release": (built or {}).get(kind or "", {}).get("release"),
         "healthy": bool(health.get("healthy", False)) and not lost,
         "edgeinfer_real_model": bool(health.get("edgeinfer_real_model", False)) and not lost,
         "release": host_vars.get("inference_app_release") or None,
@@ -175,10 +183,14 @@ def host_entry(host_vars: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fleet_report(
-    hostvars: Mapping[str, Mapping[str, Any]], hosts: list[str], meta: Mapping[str, Any] | None = None
+    hostvars: Mapping[str, Mapping[str, Any]],
+    hosts: list[str],
+    meta: Mapping[str, Any] | None = None,
+    built: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The fleet report: {"hosts": {name: entry}, "summary": counts, **meta}."""
-    entries = {name: host_entry(hostvars.get(name) or {}) for name in sorted(hosts)}
+    """The fleet report: {"hosts": {name: entry}, "summary": counts, "target_releases": {kind: release},
+    **meta}; `built` is the release manifests this run built, by kind."""
+    entries = {name: host_entry(hostvars.get(name) or {}, built) for name in sorted(hosts)}
     summary = {
         "hosts": len(entries),
         "healthy": sum(entry["healthy"] for entry in entries.values()),
@@ -187,7 +199,8 @@ def fleet_report(
         "unreachable": sorted(name for name, entry in entries.items() if not entry["reachable"]),
         "unhealthy": sorted(name for name, entry in entries.items() if not entry["healthy"]),
     }
-    return {**dict(meta or {}), "summary": summary, "hosts": entries}
+    targets = {kind: manifest.get("release") for kind, manifest in sorted((built or {}).items())}
+    return {**dict(meta or {}), "target_releases": targets, "summary": summary, "hosts": entries}
 
 
 def _cell(value: Any) -> str:
@@ -203,6 +216,8 @@ def _cell(value: Any) -> str:
 # Column header -> what it is, printed under the table so no column has to be guessed.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("Pi", "inventory name"),
+    ("OS", "the Pi's operating system (its /etc/os-release), as read by the run"),
+    ("Python", "the CPython its venvs are built with: with the architecture, which runtime the Pi gets"),
     ("outcome", "what this run did: deployed, rolled_back, stub_mode, failed, checked, unreachable, ..."),
     ("healthy", "every health check passed (app /healthz, golden window through the app and EdgeInfer)"),
     (
@@ -290,6 +305,8 @@ def fleet_report_markdown(report: Mapping[str, Any]) -> str:
     for name, entry in report["hosts"].items():
         cells = [
             name,
+            entry["os"],
+            entry["python"],
             entry["outcome"],
             entry["healthy"],
             entry["edgeinfer_real_model"],

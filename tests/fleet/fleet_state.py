@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import tarfile
 import time
 from pathlib import Path
@@ -35,6 +36,10 @@ class Fleet:
         self.inventory = spec.inventory_path
         # The tests' fleet reports, apart from the demo's reports/.
         self.reports_dir = spec.inventory_path.parent / "reports"
+
+    def kind(self, pi: str) -> str:
+        """The kind of release this Pi needs (build.yml's name for it): architecture and CPython."""
+        return f"{platform.machine()}-cp{SUITE_CPYTHON[self.spec.suite(pi)].replace('.', '')}"
 
     def latest_report(self) -> dict[str, Any]:
         return json.loads((self.reports_dir / "latest" / "fleet_report.json").read_text())
@@ -115,8 +120,19 @@ class Fleet:
         raise AssertionError(f"{pi}: sshd not active after {timeout_s} s")
 
 
-def built_release() -> dict[str, Any]:
-    return json.loads((REPO / "build" / "release.json").read_text())
+# What each simulated Pi OS release ships (simfleet/specs.py): the report must say it, the build honour it.
+SUITE_CPYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+SUITE_OS = {"bookworm": "Debian GNU/Linux 12 (bookworm)", "trixie": "Debian GNU/Linux 13 (trixie)"}
+
+
+def built_release(fleet: Fleet, pi: str, root: Path = REPO) -> dict[str, Any]:
+    """The manifest the last build in `root` made for this Pi's kind (its architecture and CPython)."""
+    return json.loads((root / "build" / f"release-{fleet.kind(pi)}.json").read_text())
+
+
+def built_releases(fleet: Fleet, root: Path = REPO) -> dict[str, str]:
+    """Each Pi's release from the last build: bookworm and trixie Pis get different runtimes."""
+    return {pi: built_release(fleet, pi, root)["release"] for pi in fleet.names}
 
 
 def write_model_config(path: Path, std_scale: float) -> Path:

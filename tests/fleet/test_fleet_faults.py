@@ -139,9 +139,9 @@ def converge(fleet: Fleet, play, extravars: dict[str, Any], limit: str | None = 
     """The next run, fault gone: the new release lands where it was refused, nothing left half done."""
     run = play(extravars, limit=limit)
     assert_clean(run)
-    release = built_release()["release"]
+    release = built_release(fleet, CANARY)["release"]
     for pi in limit.split(",") if limit else fleet.names:
-        assert assert_verified(fleet, pi) == release, pi
+        assert assert_verified(fleet, pi) == built_release(fleet, pi)["release"], pi
         assert_no_partial_parts(fleet, pi)
     return release
 
@@ -185,7 +185,7 @@ def test_a_disk_that_fills_during_the_bundle_copy_refuses_the_release_and_gives_
 
         run = play(extravars)
 
-        assert built_release()["bundle_bytes"] > 256 * 1024
+        assert built_release(fleet, CANARY)["bundle_bytes"] > 256 * 1024
         copy_failures = failed(run, CANARY, "Bundle | copy the model bundle")
         assert copy_failures and "no space left" in str(copy_failures[-1]).lower(), copy_failures
         # The rescue removed the partial copy: all the room it took is free again.
@@ -206,7 +206,7 @@ def test_a_bundle_damaged_on_the_control_host_after_the_build_is_refused_before_
     def flip_a_byte(event: dict[str, Any]) -> None:
         # The build play is done once the canary's deploy starts: damage what it built, once.
         if not damaged and task_event(event, "runner_on_start", CANARY, "Deploy | mark this Pi in progress"):
-            path = Path(built_release()["bundle_dir"]) / BUNDLE_FILE
+            path = Path(built_release(fleet, CANARY)["bundle_dir"]) / BUNDLE_FILE
             data = bytearray(path.read_bytes())
             data[len(data) // 2] ^= 0xFF
             path.write_bytes(bytes(data))

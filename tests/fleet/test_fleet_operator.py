@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_release, write_model_config
+from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_releases, write_model_config
 
 pytestmark = [
     pytest.mark.fleet,
@@ -249,21 +249,24 @@ def test_check_after_a_model_change_predicts_exactly_the_switch(
     deployed: Fleet, play: Callable[..., PlaybookRun], tmp_path: Path
 ) -> None:
     before = {pi: deployed.current_release(pi) for pi in (PI1, PI2, PI3)}
-    manifest = (REPO / "build" / "release.json").read_bytes()
+    manifests = {path.name: path.read_bytes() for path in (REPO / "build").glob("release-*.json")}
     model = {"model_config": str(write_model_config(tmp_path / "model_config.json", std_scale=1.25))}
 
     check = play("site.yml", model, check=True)
     assert check.rc == 0, check.failure_messages()
-    (predicted,) = {release["release"] for release in check.facts("build_release").values()}
-    assert predicted not in before.values()
-    assert (REPO / "build" / "release.json").read_bytes() == manifest, "--check rewrote the manifest"
+    (by_kind,) = check.facts("build_releases").values()
+    predicted = {pi: by_kind[deployed.kind(pi)]["release"] for pi in before}
+    assert set(predicted.values()).isdisjoint(before.values())
+    assert {path.name: path.read_bytes() for path in (REPO / "build").glob("release-*.json")} == manifests, (
+        "--check rewrote a manifest"
+    )
     assert {pi: deployed.current_release(pi) for pi in before} == before, "--check switched a Pi"
 
     real = play("site.yml", model)
     assert real.rc == 0, real.failure_messages()
-    assert built_release()["release"] == predicted
+    assert built_releases(deployed) == predicted
     for pi in before:
-        assert deployed.current_release(pi) == predicted
+        assert deployed.current_release(pi) == predicted[pi]
         predicted_tasks, done_tasks = set(changed_tasks(check, pi)), set(changed_tasks(real, pi))
         assert predicted_tasks == done_tasks, (
             f"{pi}: --check predicted {sorted(predicted_tasks - done_tasks)} that did not change, "

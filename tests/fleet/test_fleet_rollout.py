@@ -23,7 +23,17 @@ from typing import Any
 import pytest
 from edgeinfer_traffic import RATE_HZ, Traffic, Verdict
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_release, write_model_config
+from fleet_state import (
+    E2E_PREFIX,
+    REPO,
+    ROOT,
+    SUITE_CPYTHON,
+    SUITE_OS,
+    Fleet,
+    built_release,
+    built_releases,
+    write_model_config,
+)
 
 pytestmark = pytest.mark.fleet
 
@@ -59,10 +69,15 @@ def starts_task(event: dict[str, Any], host: str, task_prefix: str) -> bool:
     )
 
 
-def assert_all_on(fleet: Fleet, release: str, report: dict[str, Any]) -> None:
+def assert_all_on(fleet: Fleet, releases: dict[str, str], report: dict[str, Any]) -> None:
+    """Every Pi on its own kind's release, and the report saying which OS and CPython each Pi runs."""
+    assert len(set(releases.values())) == len({fleet.spec.suite(pi) for pi in fleet.names}), releases
     for pi in fleet.names:
-        assert fleet.current_release(pi) == release, pi
-        assert report["hosts"][pi]["release"] == release, pi
+        suite = fleet.spec.suite(pi)
+        assert fleet.current_release(pi) == releases[pi], pi
+        assert report["hosts"][pi]["release"] == report["hosts"][pi]["target_release"] == releases[pi], pi
+        entry = report["hosts"][pi]
+        assert (entry["os"], entry["python"]) == (SUITE_OS[suite], SUITE_CPYTHON[suite]), pi
         assert report["hosts"][pi]["healthy"] is True, report["hosts"][pi]
         assert report["hosts"][pi]["edgeinfer_real_model"] is True, report["hosts"][pi]
         assert fleet.edgeinfer_running_env(pi).get("USE_REAL_MODEL") == "true", pi
@@ -112,16 +127,21 @@ def assert_served_throughout(traffic: Traffic) -> dict[str, Verdict]:
     return verdicts
 
 
+def old_layout_pis(fleet: Fleet) -> list[str]:
+    """The Pis the layout before shared parts ran on: that code built bookworm's CPython 3.11 runtime only."""
+    return [pi for pi in fleet.names if fleet.spec.suite(pi) == "bookworm"]
+
+
 def test_a_fleet_deployed_with_the_layout_before_shared_parts(fleet: Fleet, play, tmp_path_factory):
     old = tmp_path_factory.mktemp("old-layout")
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", OLD_LAYOUT_COMMIT], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-    run = play("site.yml", root=old)
+    run = play("site.yml", root=old, limit=",".join(old_layout_pis(fleet)))
     assert_clean_run(run)
     release_old = json.loads((old / "build" / "release.json").read_text())["release"]
-    for pi in fleet.names:
+    for pi in old_layout_pis(fleet):
         assert fleet.current_release(pi) == release_old
         # Today's layout: the release folder holds its own venv and bundle; no shared parts yet.
         folder = f"{ROOT}/releases/{release_old}"
@@ -152,10 +172,10 @@ def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
     hook, niceness = pip_niceness_watcher(fleet, PI1)
     run = play("site.yml", on_event=hook)
     assert_clean_run(run)
-    release = built_release()
+    releases = built_releases(fleet)
     report = fleet.latest_report()
     assert sorted(report["hosts"]) == fleet.names
-    assert_all_on(fleet, release["release"], report)
+    assert_all_on(fleet, releases, report)
     assert report["summary"]["rolled_back"] == []
     for pi in fleet.names:
         # No accelerator in a simulated Pi, and no DFC on the control host: every Pi runs ONNX Runtime.
@@ -163,6 +183,7 @@ def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
         assert report["hosts"][pi]["accelerator"] is None
         assert fleet.app_health(pi)["status"] == "ok"
         # The release is RELEASE.json plus links to one runtime and one bundle; the old release is left whole.
+        release = built_release(fleet, pi)
         folder = f"{ROOT}/releases/{release['release']}"
         assert fleet.sh(pi, f"readlink {folder}/venv")[1] == f"../../runtimes/{release['runtime_id']}/venv"
         assert fleet.sh(pi, f"readlink {folder}/bundle")[1] == f"../../bundles/{release['bundle_version']}"
@@ -173,13 +194,16 @@ def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
         )
         assert fleet.listing(pi, "runtimes") == [release["runtime_id"]]
         assert fleet.listing(pi, "bundles") == [release["bundle_version"]]
-        assert fleet.release_complete(pi, STATE["release_old"])
-        assert fleet.history(pi)["previous"] == STATE["release_old"]
+        if pi in old_layout_pis(fleet):
+            assert fleet.release_complete(pi, STATE["release_old"])
+            assert fleet.history(pi)["previous"] == STATE["release_old"]
+        else:  # the trixie Pi's first release
+            assert fleet.history(pi)["previous"] is None, fleet.history(pi)
         # Serving outranks the install work.
         weights = fleet.sh(pi, "systemctl show -p CPUWeight -p IOWeight --value hailo-inference.service")[1]
         assert weights.split() == ["1000", "1000"], weights
     assert niceness and set(niceness) == {19}, niceness
-    STATE.update(release_a=release["release"])
+    STATE.update(release_a=releases)
 
 
 def test_rerun_changes_nothing_and_checks_every_pi_in_one_batch(fleet: Fleet, play):
@@ -212,10 +236,11 @@ def test_drift_on_two_pis_is_converged_back_and_the_third_left_alone(fleet: Flee
 
 
 def test_rollback_to_the_release_from_before_the_move_and_forward_again(fleet: Fleet, play):
-    back = play("rollback.yml", extravars={"rollback_to": STATE["release_old"]})
+    old_pis = old_layout_pis(fleet)
+    back = play("rollback.yml", extravars={"rollback_to": STATE["release_old"]}, limit=",".join(old_pis))
     assert_clean_run(back)
     report = fleet.latest_report()
-    for pi in fleet.names:
+    for pi in old_pis:
         assert fleet.current_release(pi) == STATE["release_old"]
         assert report["hosts"][pi]["healthy"] is True and report["hosts"][pi]["edgeinfer_real_model"] is True
         assert fleet.app_health(pi)["model_version"] == STATE["release_old"].rsplit("-", 1)[0]
@@ -295,9 +320,9 @@ def test_model_only_update_adds_one_bundle_and_a_bad_one_rolls_its_pi_back(fleet
 
     with traffic_on(fleet) as traffic:
         run = play("site.yml", extravars={"model_config": str(config)})
-    release_b = built_release()["release"]
-    assert release_b != STATE["release_a"]
-    assert built_release()["bundle_version"] == bundle.name
+    release_b = built_releases(fleet)
+    assert set(release_b.values()).isdisjoint(STATE["release_a"].values())
+    assert {built_release(fleet, pi)["bundle_version"] for pi in fleet.names} == {bundle.name}
     assert run.rc != 0
     assert run.hosts_with("failures") == {PI3}
     assert PI3 in run.hosts_with("rescued")
@@ -309,16 +334,16 @@ def test_model_only_update_adds_one_bundle_and_a_bad_one_rolls_its_pi_back(fleet
     pi3 = report["hosts"][PI3]
     assert pi3["rolled_back"] is True
     assert pi3["outcome"] == "rolled_back"
-    assert pi3["release"] == STATE["release_a"]
+    assert pi3["release"] == STATE["release_a"][PI3]
     assert pi3["healthy"] is True and pi3["edgeinfer_real_model"] is True
     assert "bundle" in pi3["failure"].lower() and "tcn_encoder.onnx" in pi3["failure"]
-    assert fleet.current_release(PI3) == STATE["release_a"]
-    assert not fleet.release_complete(PI3, release_b)
+    assert fleet.current_release(PI3) == STATE["release_a"][PI3]
+    assert not fleet.release_complete(PI3, release_b[PI3])
     assert fleet.edgeinfer_running_env(PI3).get("USE_REAL_MODEL") == "true"
-    assert fleet.app_health(PI3)["model_version"] == STATE["release_a"].rsplit("-", 1)[0]
+    assert fleet.app_health(PI3)["model_version"] == STATE["release_a"][PI3].rsplit("-", 1)[0]
     for pi in (PI1, PI2):
-        assert fleet.current_release(pi) == release_b
-        assert report["hosts"][pi]["release"] == release_b
+        assert fleet.current_release(pi) == release_b[pi]
+        assert report["hosts"][pi]["release"] == release_b[pi]
         assert report["hosts"][pi]["rolled_back"] is False
         assert report["hosts"][pi]["healthy"] is True
         # Only the bundle came: the runtime is shared, and the Pi grew by about the bundle's size.
@@ -342,7 +367,7 @@ def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fle
             stopped.append(PI2)
 
     run = play("site.yml", extravars={"model_config": str(config)}, on_event=stop_pi2)
-    release_c = built_release()["release"]
+    release_c = built_releases(fleet)
     assert stopped, "the deploy never reached hp-pi-2's bundle copy"
     assert run.hosts_with("dark") == {PI2}
     assert run.hosts_with("failures") == set()
@@ -350,7 +375,7 @@ def test_a_pi_lost_mid_deploy_leaves_the_rest_deployed_and_a_rerun_converges(fle
     assert report["hosts"][PI2]["reachable"] is False
     assert report["summary"]["unreachable"] == [PI2]
     for pi in (PI1, PI3):
-        assert fleet.current_release(pi) == release_c
+        assert fleet.current_release(pi) == release_c[pi]
         assert report["hosts"][pi]["healthy"] is True
 
     fleet.start(PI2)
@@ -416,8 +441,8 @@ def test_a_deploy_killed_mid_run_leaves_nothing_half_switched_and_a_rerun_conver
     assert_clean_run(rerun)
     assert_all_on(fleet, STATE["release_c"], fleet.latest_report())
     for pi in fleet.names:
-        assert fleet.app_health(pi)["model_version"] == STATE["release_c"].rsplit("-", 1)[0]
-        assert fleet.history(pi)["current"] == STATE["release_c"]
+        assert fleet.app_health(pi)["model_version"] == STATE["release_c"][pi].rsplit("-", 1)[0]
+        assert fleet.history(pi)["current"] == STATE["release_c"][pi]
 
 
 def checkout_with_a_new_app_version(into: Path) -> Path:
@@ -446,12 +471,12 @@ def test_a_new_app_version_switches_live_under_traffic_and_every_answer_came_fro
     with traffic_on(fleet) as traffic:
         run = play("site.yml", extravars={"model_config": STATE["config_c"]}, root=tree)
     assert_clean_run(run)
-    release = json.loads((tree / "build" / "release.json").read_text())
-    assert_all_on(fleet, release["release"], fleet.latest_report())
+    assert_all_on(fleet, built_releases(fleet, tree), fleet.latest_report())
     for pi in fleet.names:
+        runtime = built_release(fleet, pi, tree)["runtime_id"]
         assert fleet.app_health(pi)["model_version"] == models_before[pi], pi
-        assert release["runtime_id"] not in runtimes_before[pi], pi
-        assert release["runtime_id"] in fleet.listing(pi, "runtimes"), pi
+        assert runtime not in runtimes_before[pi], pi
+        assert runtime in fleet.listing(pi, "runtimes"), pi
     STATE.setdefault("traffic", {})["runtime change"] = assert_served_throughout(traffic)
     for step, verdicts in STATE["traffic"].items():
         for pi, verdict in verdicts.items():

@@ -20,6 +20,14 @@ HEALTHY = {
     "inference_app_bundle_sha256": "cd" * 32,
     "fleet_deploy": {"reached": True, "outcome": "deployed", "rolled_back": False},
     "hailort_accelerator_present": False,
+    # What build.yml read from the Pi (playbooks/tasks/release_target.yml).
+    "pi_release_target": {
+        "platform": "aarch64",
+        "python": "3.13",
+        "glibc": "2.41",
+        "os": "Debian GNU/Linux 13 (trixie)",
+        "kind": "aarch64-cp313",
+    },
 }
 ROLLED_BACK = {
     "health_report": HEALTHY["health_report"],
@@ -53,6 +61,20 @@ def test_report_marks_unreached_hosts_unreachable_and_unhealthy():
         "unhealthy": ["pi-3"],
     }
     assert report["playbook"] == "site.yml"
+    assert report["target_releases"] == {}
+
+
+def test_each_pi_names_its_os_python_and_the_release_built_for_its_kind():
+    trixie = "tcn-0123456789ab-deadbeef"
+    built = {"aarch64-cp313": {"release": trixie}, "aarch64-cp311": {"release": "tcn-x-1"}}
+    report = fleet_report({"pi-1": HEALTHY, "pi-2": ROLLED_BACK}, ["pi-1", "pi-2"], {}, built)
+    assert report["target_releases"] == {"aarch64-cp311": "tcn-x-1", "aarch64-cp313": trixie}
+    pi1, pi2 = report["hosts"]["pi-1"], report["hosts"]["pi-2"]
+    assert pi1["os"] == "Debian GNU/Linux 13 (trixie)"
+    assert (pi1["python"], pi1["release_kind"]) == ("3.13", "aarch64-cp313")
+    assert pi1["target_release"] == pi1["release"] == "tcn-0123456789ab-deadbeef"
+    # Never probed (preflight left it out, or a report run alone): nothing is guessed.
+    assert (pi2["os"], pi2["python"], pi2["release_kind"], pi2["target_release"]) == (None, None, None, None)
 
 
 def test_host_row_maps_backend_accelerator_and_rollback():
@@ -114,13 +136,15 @@ def test_markdown_has_a_row_per_pi_problems_and_targets():
     text = fleet_report_markdown(report)
     rows = [line for line in text.splitlines() if line.startswith("| pi-")]
     assert rows[0].startswith(
-        "| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | tcn-0123456789ab |"
+        "| pi-1 | Debian GNU/Linux 13 (trixie) | 3.13 | deployed | yes | yes | tcn-0123456789ab-deadbeef "
+        "| tcn-0123456789ab |"
     )
-    assert "| pi-2 | rolled_back |" in rows[1] and rows[1].endswith("| yes |")
-    assert rows[2].startswith("| pi-3 | unreachable | no | no |")
+    assert "| pi-2 | - | - | rolled_back |" in rows[1] and rows[1].endswith("| yes |")
+    assert rows[2].startswith("| pi-3 | - | - | unreachable | no | no |")
     assert "- pi-2: health gate: /healthz unreachable on 127.0.0.1:8000" in text
     assert (
-        "| pi-1 | deployed | yes | yes | tcn-0123456789ab-deadbeef | tcn-0123456789ab | yes | cdcdcdcdcdcd "
+        "| pi-1 | Debian GNU/Linux 13 (trixie) | 3.13 | deployed | yes | yes | tcn-0123456789ab-deadbeef "
+        "| tcn-0123456789ab | yes | cdcdcdcdcdcd "
         "| cpu | none | - | yes | 3.50 | 6.25 | no |" in text
     )
     assert "| pi-1 | inference < 50 ms per window (p95) | met | 4.00 |  |" not in text

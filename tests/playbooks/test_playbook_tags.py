@@ -100,8 +100,8 @@ def test_build_alone_in_check_mode_on_a_fresh_checkout_writes_nothing(
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert not build_dir.exists()
-    # The version it names is the one a real build would write (a hash of the inputs), for the architecture it
-    # gathered itself, preflight not having run.
+    # The version it names is the one a real build would write (a hash of the inputs), for the kind of Pi it
+    # read itself, preflight not having run.
     planned = subprocess.run(
         [sys.executable, "-m", "compile", "build", "--out", str(tmp_path / "plan"), "--plan"],
         cwd=ROOT,
@@ -112,7 +112,9 @@ def test_build_alone_in_check_mode_on_a_fresh_checkout_writes_nothing(
     )
     version = Path(planned.stdout.strip().splitlines()[-1]).name
     shown = " ".join(result.stdout.split())  # the callback wraps long messages
-    assert f"(bundle {version}, {platform.machine()}) — predicted" in shown
+    kind = f"{platform.machine()}-cp{sys.version_info.major}{sys.version_info.minor}"
+    assert f"{kind}: release {version}-" in shown and f"(bundle {version}, CPython" in shown
+    assert "— predicted" in shown
 
 
 def test_report_alone_reads_what_each_pi_runs(inventory: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Values several roles share are written once: the app's root and port in group_vars/pis/main.yml, its unit
-name in the inference_app role's vars. A role, play or on-Pi tool that spelled one again would drift."""
+"""Values several roles share are written once: the app's root, port and interpreter in
+group_vars/pis/main.yml, its unit name in the inference_app role's vars. A role, play or on-Pi tool that
+spelled one again would drift."""
 
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OWNERS = {
     "inference_app_root": ROOT / "group_vars/pis/main.yml",
     "inference_app_port": ROOT / "group_vars/pis/main.yml",
+    "inference_app_python": ROOT / "group_vars/pis/main.yml",
     "inference_app_service": ROOT / "roles/inference_app/vars/main.yml",
 }
 

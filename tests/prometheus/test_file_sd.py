@@ -2,6 +2,7 @@
 reading them accepted by promtool."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "prometheus"))
 
-from file_sd import main  # noqa: E402  (prometheus/ is a folder of tools, not a package)
+from file_sd import main, newest_manifest  # noqa: E402  (prometheus/ is a folder of tools, not a package)
 
 INVENTORY = """
 all:
@@ -45,6 +46,17 @@ def test_one_target_per_pi_with_address_port_and_expected_version(tmp_path: Path
         {"targets": ["pi-c:9101"], "labels": {"pi": "pi-c", **expected}},
     ]
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_newest_kind_manifest_names_the_expected_version(tmp_path: Path) -> None:
+    # A kind no Pi of the last run had keeps its older manifest; the run's own are written after it.
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "release-aarch64-cp311.json").write_text(json.dumps({"bundle_version": "tcn-old"}))
+    os.utime(build / "release-aarch64-cp311.json", (1, 1))
+    (build / "release-aarch64-cp313.json").write_text(json.dumps({"bundle_version": "tcn-new"}))
+    assert newest_manifest(build) == build / "release-aarch64-cp313.json"
+    assert newest_manifest(tmp_path) is None
 
 
 def test_without_a_release_there_is_no_expected_version(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The simulated fleet is a set of real hosts: SSH, systemd as PID 1, EdgeInfer under compose, power off/on.
 
-Runs its own 2-Pi fleet (prefix hp-test, its own subnet and inventory) so the demo fleet stays untouched.
+Runs its own 3-Pi fleet, two bookworm and one trixie (prefix hp-test, its own subnet and inventory), so the
+demo fleet stays untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.fleet
 WINDOW = [[float(r + c) for c in range(9)] for r in range(100)]
 PROJECT = "/home/pi/pisrv_vapor_docker"
 BACKEND_LATENT = [round(0.01 * i, 2) for i in range(64)]
+PIS = 3
 
 # A model backend on the Pi host where DESIGN.md binds the app (docker0 gateway, unreachable from off the Pi):
 # EdgeInfer must reach it through host.docker.internal.
@@ -61,7 +63,7 @@ def spec(tmp_path_factory) -> fleet.FleetSpec:
 def client(spec):
     docker_client = engine.ensure_engine()
     images.build_images(docker_client)
-    fleet.up(docker_client, 2, spec)
+    fleet.up(docker_client, PIS, spec)
     yield docker_client
     fleet.down(docker_client, spec)
 
@@ -140,6 +142,20 @@ def test_systemd_is_pid_1_and_the_system_is_up(client, spec):
     assert state in {"running", "degraded"}, ssh(spec.address("hp-test-pi-2"), "systemctl --failed").stdout
 
 
+@pytest.mark.parametrize(
+    ("pi", "codename", "python"), [("hp-test-pi-1", "bookworm", "3.11"), ("hp-test-pi-3", "trixie", "3.13")]
+)
+def test_each_pi_runs_its_pi_os_release_with_edgeinfer_up(client, spec, pi, codename, python):
+    # Both Raspberry Pi OS releases in the field: every third simulated Pi is on trixie, its own Debian.
+    probe = ". /etc/os-release; echo $VERSION_CODENAME; python3 --version"
+    result = ssh(spec.address(pi), probe)
+    assert result.returncode == 0, result.stderr
+    found_codename, _, version = result.stdout.split()  # "trixie Python 3.13.5"
+    assert (found_codename, version.rsplit(".", 1)[0]) == (codename, python)
+    assert client.containers.get(pi).image.tags == [f"local/hp-pi:{codename}"]
+    assert requests.get(f"http://{spec.address(pi)}:8080/healthz", timeout=5).json() == {"ok": True}
+
+
 def test_compose_reports_edge_infer_running(client, spec):
     result = ssh(spec.address("hp-test-pi-1"), f"cd {PROJECT} && docker compose ps --format json edge-infer")
     assert result.returncode == 0, result.stderr
@@ -209,9 +225,9 @@ def test_a_stopped_pi_is_unreachable_until_started(client, spec):
 
 def test_up_again_keeps_the_running_pis(client, spec):
     before = {c.name: c.id for c in client.containers.list(filters={"label": f"{fleet.FLEET_LABEL}=hp-test"})}
-    text = fleet.up(client, 2, spec)
+    text = fleet.up(client, PIS, spec)
     after = {c.name: c.id for c in client.containers.list(filters={"label": f"{fleet.FLEET_LABEL}=hp-test"})}
-    assert after == before and len(after) == 2
+    assert after == before and len(after) == PIS
     assert text == Path(spec.inventory_path).read_text()
 
 

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from simfleet.fleet import FleetError, FleetSpec
-from simfleet.images import BuildPlan
+from simfleet.images import PI_IMAGES, BuildPlan, _base_family
 from simfleet.inventory import render
+from simfleet.specs import PI_ROOTFS
 
 
 def test_pi_names_and_fixed_addresses():
@@ -27,6 +28,20 @@ def test_names_outside_the_fleet_are_refused(name):
     # stop/start must never reach another helper's container by a near-miss name.
     with pytest.raises(FleetError, match="not a simulated Pi"):
         FleetSpec(inventory_path=Path("/nonexistent")).pi_index(name)
+
+
+def test_every_third_pi_runs_trixie_the_others_bookworm():
+    spec = FleetSpec(inventory_path=Path("/nonexistent"))
+    assert [spec.suite(spec.pi_name(i)) for i in range(1, 7)] == ["bookworm", "bookworm", "trixie"] * 2
+
+
+def test_each_release_has_its_own_pi_image_and_base_family():
+    # The bookworm and trixie bases must not untag each other as "stale recipes" of one tree.
+    assert PI_IMAGES == {"bookworm": "local/hp-pi:bookworm", "trixie": "local/hp-pi:trixie"}
+    families = {suite: _base_family(spec) for suite, spec in PI_ROOTFS.items()}
+    assert families == {"bookworm": "pi-bookworm-", "trixie": "pi-trixie-"}
+    assert PI_ROOTFS["bookworm"].key != PI_ROOTFS["trixie"].key
+    assert "docker-cli" in PI_ROOTFS["trixie"].packages  # trixie's docker.io only recommends the client
 
 
 def test_subnet_too_small_for_the_fleet_is_an_error():
