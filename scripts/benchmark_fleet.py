@@ -5,8 +5,9 @@ on 4 Pis the idempotent re-run, a deploy of a second model version (a model-only
 copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too, each while a client on
 every Pi posts a window through EdgeInfer at 50 Hz (scripts/edgeinfer_traffic.py): the answers EdgeInfer's
 silent fallback made up are counted by cause, goal 0.
-The control-host build (bundle + wheelhouse) is made once beforehand and timed on its own: every size then
-measures the fleet work only. Prints one line per figure, with how busy the host's CPUs were (simulated Pis
+The control-host build (bundle + a runtime per kind of Pi) is made once beforehand, on the largest fleet so
+that both Pi OS releases are in it, and timed on its own: every size then measures the fleet work only. Prints
+one line per figure, with how busy the host's CPUs were (simulated Pis
 share them with the control host, so a run near 100 % is CPU-bound), and a JSON summary (also written to
 reports/benchmark_fleet.json).
 
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
         try:
+            bench.fresh(max(args.sizes))  # the build reads the kinds of Pi from the Pis: bookworm and trixie
             play("build_s", "playbooks/build.yml")
             for size in sorted(args.sizes):
                 bench.fresh(size)

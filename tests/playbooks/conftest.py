@@ -24,6 +24,8 @@ def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pi = {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
+        # Its kind of release is this interpreter's too (the tests name it from sys.version_info).
+        "inference_app_python": sys.executable,
         "ansible_become": False,
     }
     path.write_text(json.dumps({"all": {"children": {"pis": {"hosts": {"pi-local": pi}}}}}))
