@@ -304,7 +304,7 @@ def test_uninstall_gives_edgeinfer_back_its_own_env_then_a_redeploy_converges(
     pristine = deployed.client.containers.run(
         image, entrypoint=["cat", f"{project}/.env"], remove=True, network_mode="none"
     ).decode()
-    release = deployed.current_release(PI1)
+    release = deployed.current_release(PI3)  # its own kind's (trixie's runtime), back after the redeploy
 
     run = play("playbooks/uninstall.yml", limit=PI3)
     assert run.rc == 0, run.failure_messages()

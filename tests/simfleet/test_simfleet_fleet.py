@@ -111,6 +111,7 @@ def test_inventory_names_every_pi_and_ansible_reaches_them(client, spec, tmp_pat
     assert pis["hosts"] == {
         "hp-test-pi-1": {"ansible_host": "10.213.8.11"},
         "hp-test-pi-2": {"ansible_host": "10.213.8.12"},
+        "hp-test-pi-3": {"ansible_host": "10.213.8.13"},
     }
     assert pis["vars"]["ansible_user"] == "pi"
     # ansible-runner finds `ansible` on PATH, which lacks the venv's bin when pytest runs as .venv/bin/pytest.
@@ -123,7 +124,7 @@ def test_inventory_names_every_pi_and_ansible_reaches_them(client, spec, tmp_pat
         quiet=True,
     )
     assert result.status == "successful"
-    assert set(result.stats["ok"]) == {"hp-test-pi-1", "hp-test-pi-2"}
+    assert set(result.stats["ok"]) == {"hp-test-pi-1", "hp-test-pi-2", "hp-test-pi-3"}
 
 
 def test_ssh_as_pi_with_passwordless_sudo(client, spec):
@@ -216,7 +217,7 @@ def test_a_stopped_pi_is_unreachable_until_started(client, spec):
         assert not fleet.ssh_answers(address)
         assert ssh(address, "true").returncode == 255  # ssh's own failure: no connection
         states = {row.name: row.ready for row in fleet.status(client, spec)}
-        assert states == {"hp-test-pi-1": True, "hp-test-pi-2": False}
+        assert states == {"hp-test-pi-1": True, "hp-test-pi-2": False, "hp-test-pi-3": True}
     finally:
         fleet.start(client, "2", spec)
     assert ssh(address, "true").returncode == 0
