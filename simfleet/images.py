@@ -52,12 +52,7 @@ def _find(client: docker.DockerClient, ref: str) -> Image | None:
 
 def _base_tag(spec: RootfsSpec, systemd: bool) -> str:
     prep = Path(container_prep.__file__).read_bytes() if systemd else b""
-    return f"{_base_family(spec)}{_sha(spec.key.encode(), prep)[:12]}"
-
-
-def _base_family(spec: RootfsSpec) -> str:
-    """The tag prefix all recipes of this tree share: a newer recipe replaces the older ones of its family."""
-    return f"{spec.name}-{spec.suite}-"
+    return f"{spec.family}-{_sha(spec.key.encode(), prep)[:12]}"
 
 
 def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) -> Image:
@@ -68,7 +63,7 @@ def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) ->
     if image is not None:
         return image
     root = ensure_rootfs(spec)
-    with cache_lock(f"import-{spec.name}-{spec.suite}"):
+    with cache_lock(f"import-{spec.family}"):
         image = _find(client, ref)
         if image is not None:  # another process imported it while we waited
             return image
@@ -84,14 +79,14 @@ def ensure_base(client: docker.DockerClient, spec: RootfsSpec, systemd: bool) ->
         if tar.wait() != 0:
             raise RuntimeError(f"tar of {root} failed (exit {tar.returncode})")
         print(f"simfleet: imported {ref} in {time.monotonic() - started:.1f} s", flush=True)
-        _untag_stale_bases(client, _base_family(spec), keep=ref)
+        _untag_stale_bases(client, spec.family, keep=ref)
         return client.images.get(ref)
 
 
 def _untag_stale_bases(client: docker.DockerClient, family: str, keep: str) -> None:
     for image in client.images.list(name=BASE_REPO):
         for ref in image.tags:
-            if ref != keep and ref.startswith(f"{BASE_REPO}:{family}"):
+            if ref != keep and ref.startswith(f"{BASE_REPO}:{family}-"):
                 client.images.remove(ref, noprune=True)
 
 

@@ -59,8 +59,14 @@ class RootfsSpec:
         return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
+    def family(self) -> str:
+        """What every recipe of this tree shares (name and suite): a newer recipe replaces only its own
+        family's trees and images, never another Debian release's."""
+        return f"{self.name}-{self.suite}"
+
+    @property
     def path(self) -> Path:
-        return CACHE_DIR / "rootfs" / f"{self.name}-{self.suite}-{self.key}"
+        return CACHE_DIR / "rootfs" / f"{self.family}-{self.key}"
 
 
 @contextlib.contextmanager
@@ -146,7 +152,7 @@ def ensure_rootfs(spec: RootfsSpec) -> Path:
     """Return the cached tree for spec, debootstrapping it first when it is not cached."""
     if spec.path.is_dir():
         return spec.path
-    with cache_lock(f"rootfs-{spec.name}-{spec.suite}"):
+    with cache_lock(f"rootfs-{spec.family}"):
         if spec.path.is_dir():  # another process built it while we waited
             return spec.path
         staging = spec.path.with_name(spec.path.name + ".partial")
@@ -164,7 +170,7 @@ def ensure_rootfs(spec: RootfsSpec) -> Path:
 
 def _prune_stale(spec: RootfsSpec) -> None:
     """Trees of an older recipe of the same image are never used again; each holds hundreds of MB."""
-    for sibling in spec.path.parent.glob(f"{spec.name}-{spec.suite}-*"):
+    for sibling in spec.path.parent.glob(f"{spec.family}-*"):
         if sibling.name.startswith(spec.path.name):
             continue
         if sibling.is_dir():

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from simfleet.fleet import FleetError, FleetSpec
-from simfleet.images import PI_IMAGES, BuildPlan, _base_family
+from simfleet.images import PI_IMAGES, BuildPlan, _base_tag
 from simfleet.inventory import render
 from simfleet.specs import PI_ROOTFS
 
@@ -38,8 +38,11 @@ def test_every_third_pi_runs_trixie_the_others_bookworm():
 def test_each_release_has_its_own_pi_image_and_base_family():
     # The bookworm and trixie bases must not untag each other as "stale recipes" of one tree.
     assert PI_IMAGES == {"bookworm": "local/hp-pi:bookworm", "trixie": "local/hp-pi:trixie"}
-    families = {suite: _base_family(spec) for suite, spec in PI_ROOTFS.items()}
-    assert families == {"bookworm": "pi-bookworm-", "trixie": "pi-trixie-"}
+    families = {suite: spec.family for suite, spec in PI_ROOTFS.items()}
+    assert families == {"bookworm": "pi-bookworm", "trixie": "pi-trixie"}
+    for suite, spec in PI_ROOTFS.items():
+        assert _base_tag(spec, systemd=True).startswith(f"pi-{suite}-")
+        assert spec.path.name.startswith(f"pi-{suite}-")
     assert PI_ROOTFS["bookworm"].key != PI_ROOTFS["trixie"].key
     assert "docker-cli" in PI_ROOTFS["trixie"].packages  # trixie's docker.io only recommends the client
 
