@@ -147,3 +147,14 @@ def write_model_config(path: Path, std_scale: float) -> Path:
     }
     path.write_text(json.dumps({"normalization": normalization}))
     return path
+
+
+def deploy_plays(run: Any, host: str) -> set[str]:
+    """The deploy plays whose tasks ran on `host` (the canary play alone, or the rolling batches)."""
+    return {
+        data["play"]
+        for event in run.events
+        if (data := event.get("event_data") or {}).get("host") == host
+        and data.get("play", "").startswith("Deploy | ")
+        and event.get("event") == "runner_on_ok"
+    }

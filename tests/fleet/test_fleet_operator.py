@@ -1,7 +1,8 @@
 """End-to-end, the operator's view: a real Prometheus (Debian's `prometheus`) scrapes the fleet's metrics-only
 listeners from the file_sd the inventory generates, with the repo's alert rules; an app stopped behind a
-healthy EdgeInfer fires HailoPipelineBackendDown and HailoPipelineEdgeInferFallback for that Pi alone; and
-`site.yml --check` tells the truth on the converged fleet and after a model change.
+healthy EdgeInfer fires HailoPipelineBackendDown and HailoPipelineEdgeInferFallback for that Pi alone;
+`site.yml --check` tells the truth on the converged fleet and after a model change, whose rollout runs as
+docs/AWX.md's workflow (a canary job, then sliced jobs); and uninstall gives EdgeInfer back its own env.
 
 Prometheus runs on the control host; the Pis' internal network reaches it as the network's gateway, which
 inventory/local/group_vars/pis.yml puts on the listeners' allow-list (and no other Pi).
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 from fleet_runner import PlaybookRun, run_playbook
-from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_releases, write_model_config
+from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_releases, deploy_plays, write_model_config
 
 pytestmark = [
     pytest.mark.fleet,
@@ -226,12 +227,15 @@ def test_prometheus_scrapes_every_pi_and_an_app_stopped_behind_edgeinfer_fires_i
 
 
 def changed_tasks(run: PlaybookRun, host: str) -> list[str]:
+    """The tasks that changed `host`. The build's run_once tasks are left out: they change the control host,
+    and a run reports them under whichever host comes first in its --limit."""
     return [
-        str(event["event_data"].get("task"))
+        str(data.get("task"))
         for event in run.events
         if event.get("event") == "runner_on_ok"
-        and event["event_data"].get("host") == host
-        and (event["event_data"].get("res") or {}).get("changed")
+        and (data := event["event_data"]).get("host") == host
+        and (data.get("res") or {}).get("changed")
+        and not str(data.get("play", "")).startswith("Build | ")
     ]
 
 
@@ -245,9 +249,35 @@ def test_check_on_the_converged_fleet_predicts_no_change(
         assert run.count("changed", pi) == 0, f"{pi}: --check predicts {changed_tasks(run, pi)}"
 
 
-def test_check_after_a_model_change_predicts_exactly_the_switch(
+def awx_inventory(fleet: Fleet, folder: Path) -> Path:
+    """The fleet's inventory plus docs/AWX.md's groups: `canary` (one Pi) and the slices AWX would cut from
+    `pis:!canary`, one Pi each."""
+    folder.mkdir()
+    (folder / "hosts.yml").symlink_to(fleet.inventory)
+    (folder / "group_vars").symlink_to(fleet.inventory.parent / "group_vars")
+    groups = {"canary": [PI1], "slice_1": [PI2], "slice_2": [PI3]}
+    children = {group: {"hosts": {pi: None for pi in pis}} for group, pis in groups.items()}
+    (folder / "awx.yml").write_text(json.dumps({"all": {"children": children}}))
+    return folder
+
+
+def awx_workflow(fleet: Fleet, inventory: Path, extravars: dict[str, Any]) -> dict[str, PlaybookRun]:
+    """docs/AWX.md's workflow as separate runs: the canary job, then one job per slice once it succeeded."""
+    extravars = {"reports_dir": str(fleet.reports_dir), **extravars}
+    runs = {"canary": run_playbook("site.yml", inventory=inventory, extravars=extravars, limit="canary")}
+    assert runs["canary"].rc == 0, runs["canary"].failure_messages()  # AWX's on-success edge
+    for piece in ("slice_1", "slice_2"):
+        limit = f"pis:!canary:&{piece}"
+        runs[piece] = run_playbook("site.yml", inventory=inventory, extravars=extravars, limit=limit)
+        assert runs[piece].rc == 0, runs[piece].failure_messages()
+    return runs
+
+
+def test_check_after_a_model_change_predicts_exactly_what_the_awx_workflow_switches(
     deployed: Fleet, play: Callable[..., PlaybookRun], tmp_path: Path
 ) -> None:
+    """--check on the whole fleet names the release and the changed tasks of each Pi; the real rollout is then
+    docs/AWX.md's workflow (a canary job, then sliced jobs as separate runs), which must do exactly that."""
     before = {pi: deployed.current_release(pi) for pi in (PI1, PI2, PI3)}
     manifests = {path.name: path.read_bytes() for path in (REPO / "build").glob("release-*.json")}
     model = {"model_config": str(write_model_config(tmp_path / "model_config.json", std_scale=1.25))}
@@ -262,12 +292,19 @@ def test_check_after_a_model_change_predicts_exactly_the_switch(
     )
     assert {pi: deployed.current_release(pi) for pi in before} == before, "--check switched a Pi"
 
-    real = play("site.yml", model)
-    assert real.rc == 0, real.failure_messages()
+    runs = awx_workflow(deployed, awx_inventory(deployed, tmp_path / "awx-inventory"), model)
+    # One canary for the fleet: the canary job deploys it alone, no slice deploys a canary of its own.
+    assert runs["canary"].hosts_with("ok") - {"localhost"} == {PI1}
+    assert deploy_plays(runs["canary"], PI1) >= {"Deploy | canary"}
+    job_of = {PI1: runs["canary"], PI2: runs["slice_1"], PI3: runs["slice_2"]}
+    for piece, pi in (("slice_1", PI2), ("slice_2", PI3)):
+        assert runs[piece].hosts_with("ok") - {"localhost"} == {pi}
+        assert "Deploy | canary" not in deploy_plays(runs[piece], pi)
+        assert "Deploy | rolling batches" in deploy_plays(runs[piece], pi)
     assert built_releases(deployed) == predicted
     for pi in before:
         assert deployed.current_release(pi) == predicted[pi]
-        predicted_tasks, done_tasks = set(changed_tasks(check, pi)), set(changed_tasks(real, pi))
+        predicted_tasks, done_tasks = set(changed_tasks(check, pi)), set(changed_tasks(job_of[pi], pi))
         assert predicted_tasks == done_tasks, (
             f"{pi}: --check predicted {sorted(predicted_tasks - done_tasks)} that did not change, "
             f"missed {sorted(done_tasks - predicted_tasks)}"

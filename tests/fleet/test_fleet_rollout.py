@@ -32,6 +32,7 @@ from fleet_state import (
     Fleet,
     built_release,
     built_releases,
+    deploy_plays,
     write_model_config,
 )
 
@@ -87,17 +88,6 @@ def assert_clean_run(run: PlaybookRun) -> None:
     assert run.rc == 0, (run.status, run.failure_messages() or run.stats)
     assert run.hosts_with("failures") == set()
     assert run.hosts_with("dark") == set()
-
-
-def deploy_plays(run: PlaybookRun, host: str) -> set[str]:
-    """The deploy plays whose tasks ran on `host` (the canary play alone, or the rolling batches)."""
-    return {
-        data["play"]
-        for event in run.events
-        if (data := event.get("event_data") or {}).get("host") == host
-        and data.get("play", "").startswith("Deploy | ")
-        and event.get("event") == "runner_on_ok"
-    }
 
 
 def traffic_on(fleet: Fleet) -> Traffic:
