@@ -80,7 +80,7 @@ def timed_calls(url: str, window: list[list[float]], calls: int, timeout_s: floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metadata", required=True, help="deployed model_metadata.json")
+    parser.add_argument("--metadata", required=True, help="the deployed bundle's metadata file")
     parser.add_argument("--app-url", required=True, help="the app's POST /infer URL")
     parser.add_argument("--edgeinfer-url", required=True, help="EdgeInfer's POST /api/v1/analysis/infer URL")
     parser.add_argument("--calls", type=int, default=5, help="timed calls per endpoint")
