@@ -11,12 +11,18 @@ from collections.abc import Mapping
 from typing import Any
 
 try:
+    from bundle_contract.files import ONNX_ONLY
     from fleetops.edgeinfer import READ_TIMEOUT_MS
 except ImportError as exc:  # Ansible's interpreter is not the project's venv
     raise ImportError(
-        "the fleet report needs this project's fleetops package: run ansible-playbook from the project's "
-        "venv (make setup)"
+        "the fleet report needs this project's packages (bundle_contract, fleetops): run ansible-playbook "
+        "from the project's venv (make setup)"
     ) from exc
+
+# The report's own outcomes, for a Pi no play left a final record for; roles/fleet_run/meta/argument_specs.yml
+# says what they mean, with the outcomes plays record.
+CHECKED = "checked"
+UNREACHABLE = "unreachable"
 
 
 def _backend_kind(app_backend: str | None, bundle_kind: str | None = None) -> str | None:
@@ -26,7 +32,7 @@ def _backend_kind(app_backend: str | None, bundle_kind: str | None = None) -> st
         return None
     if app_backend == "hailort":
         return "hailo"
-    return "cpu (onnx-only)" if bundle_kind == "onnx-only" else "cpu"
+    return f"cpu ({ONNX_ONLY})" if bundle_kind == ONNX_ONLY else "cpu"
 
 
 def _p50(latency: Any) -> float | None:
@@ -79,9 +85,7 @@ def host_entry(
         "latency_ms": _p50(health.get("latency_ms")),
         "edgeinfer_latency_ms": _p50(health.get("edgeinfer_latency_ms")),
         "rolled_back": bool(deploy.get("rolled_back", False)),
-        "outcome": "unreachable"
-        if lost
-        else deploy.get("outcome") or ("checked" if reached else "unreachable"),
+        "outcome": UNREACHABLE if lost else deploy.get("outcome") or (CHECKED if reached else UNREACHABLE),
         "failure": deploy.get("failure"),
         "problems": [f"{name}: {details.get(name, 'failed')}" for name, ok in checks.items() if not ok],
         "hailort_versions": host_vars.get("hailort_versions") or None,
@@ -137,7 +141,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Pi", "inventory name"),
     ("OS", "the Pi's operating system (its /etc/os-release), as read by the run"),
     ("Python", "the CPython its venvs are built with: with the architecture, which runtime the Pi gets"),
-    ("outcome", "what this run did: deployed, rolled_back, stub_mode, failed, checked, unreachable, ..."),
+    ("outcome", "what this run did to the Pi (roles/fleet_run/meta/argument_specs.yml says what each means)"),
     ("healthy", "every health check passed (app /healthz, golden window through the app and EdgeInfer)"),
     (
         "EdgeInfer real model",
@@ -153,7 +157,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     (
         "backend",
         "hailo: the Hailo chip (the .hef for its family); cpu: ONNX Runtime on the Pi's CPU; "
-        "cpu (onnx-only): the bundle was built without Hailo's DFC, so every Pi runs ONNX Runtime",
+        f"cpu ({ONNX_ONLY}): the bundle was built without Hailo's DFC, so every Pi runs ONNX Runtime",
     ),
     ("accelerator", "Hailo device found on PCIe, or none"),
     ("firmware", "Hailo firmware version"),

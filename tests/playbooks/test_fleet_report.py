@@ -1,8 +1,13 @@
 """The fleet report: per-Pi rows from hostvars, the benchmark's judged seed targets, markdown rendering."""
 
-from fleet_report import fleet_report, fleet_report_markdown
+from pathlib import Path
+
+import yaml
+from fleet_report import CHECKED, COLUMNS, UNREACHABLE, fleet_report, fleet_report_markdown
 
 from fleetops.edgeinfer import READ_TIMEOUT_MS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Facts as the roles set them: health_report (health role), inference_app_release (inference_app role).
 HEALTHY = {
@@ -202,3 +207,17 @@ def test_markdown_says_untrained_default_with_full_sha256s_and_explains_every_co
 def test_markdown_with_no_deployed_bundle_says_so():
     text = fleet_report_markdown(fleet_report({}, ["pi-1"]))
     assert "- no Pi reported a deployed bundle" in text
+
+
+def test_every_outcome_the_report_gives_is_one_fleet_run_documents():
+    # fleet_run's spec holds every outcome with its meaning: the ones plays record (its choices) and the
+    # report's own for a Pi without a final record, which no play may record. The legend points there.
+    specs = yaml.safe_load((ROOT / "roles/fleet_run/meta/argument_specs.yml").read_text())["argument_specs"]
+    option = specs["record"]["options"]["fleet_run_outcome"]
+    documented = " ".join(option["description"])
+    assert all(f"C({outcome})" in documented for outcome in (CHECKED, UNREACHABLE))
+    assert {CHECKED, UNREACHABLE}.isdisjoint(option["choices"])
+    legend = dict(COLUMNS)["outcome"]
+    assert "roles/fleet_run/meta/argument_specs.yml" in legend
+    outcomes = (*option["choices"], CHECKED, UNREACHABLE)
+    assert not [outcome for outcome in outcomes if outcome in legend.split()]
