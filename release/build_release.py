@@ -1,14 +1,17 @@
-"""Build what a Pi needs besides the bundle: the app wheel and its dependency wheels, plus build/release.json.
+"""Build what a Pi needs besides the bundle: the app wheel, its dependency wheels and their release manifest.
 
 The Pis have no package index, so every wheel the app needs is downloaded here for the Pis' platform
 (its CPython X.Y and its Debian release's glibc) and copied by the `inference_app` role.
 A release is two content-addressed parts: the runtime (OUT/runtimes/<runtime id>/, the wheels; the id hashes
 them and the interpreter they target) and the bundle (by version). The manifest names both with their sha256s.
 
+playbooks/build.yml writes one manifest per kind of Pi, build/release-<kind>.json (architecture and CPython):
+
     python release/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64 \
-        --python 3.13 --glibc 2.41
+        --python 3.13 --glibc 2.41 --manifest build/release-aarch64-cp313.json
     python release/build_release.py --bundle build/bundles/tcn-ba9876543210 --platform aarch64 \
-        --reuse-from build/release.json   # model-only: the previous runtime, checked, not rebuilt
+        --python 3.13 --glibc 2.41 --manifest build/release-aarch64-cp313.json \
+        --reuse-from build/release-aarch64-cp313.json   # model-only: the runtime kept, checked, not rebuilt
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For each fleet size (default 2, 4 and 8 Pis) the fleet is recreated from clean images and `site.yml` is timed;
 on 4 Pis the idempotent re-run, a deploy of a second model version (a model-only update: with it, the bytes
 copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too, each while a client on
-every Pi posts a window through EdgeInfer at 50 Hz (scripts/edgeinfer_traffic.py): the answers EdgeInfer's
+every Pi posts a window through EdgeInfer at 50 Hz (simfleet/traffic.py): the answers EdgeInfer's
 silent fallback made up are counted by cause, goal 0.
 The control-host build (bundle + a runtime per kind of Pi) is made once beforehand, on the largest fleet so
 that both Pi OS releases are in it, and timed on its own: every size then measures the fleet work only. Prints
@@ -27,11 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeinfer_traffic import Traffic, Verdict
-from fleet_runner import PI_VARS, REPO, PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
-
+from fleetops import REPO
+from fleetops.pi_vars import PI_VARS
+from fleetops.runner import PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
 from simfleet import engine, images
 from simfleet import fleet as simfleet
+from simfleet.traffic import Traffic, Verdict
 
 TARGET_4_CLEAN_S = 360.0
 TARGET_RERUN_RATIO = 0.25

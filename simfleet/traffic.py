@@ -18,15 +18,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import numpy as np
-from fleet_runner import PI_VARS
 
+from fleetops.pi_vars import PI_VARS
 from simfleet.fleet import FleetSpec
 
 RATE_HZ = 50
-EDGEINFER_PORT = 8080
+# EdgeInfer's port on the Pi (edgeinfer_url's): its compose project publishes it on the Pi's own address too.
+EDGEINFER_PORT = urlsplit(PI_VARS["edgeinfer_url"]).port or 80
 INFER_PATH = "/api/v1/analysis/infer"
 # The app's answers are float32 serialised as JSON: equal models agree far inside this.
 LATENT_ATOL = 1e-5
