@@ -16,6 +16,7 @@ OWNERS = {
     "inference_app_port": PI_VARS,
     "inference_app_metrics_port": PI_VARS,
     "inference_app_python": PI_VARS,
+    "edgeinfer_url": PI_VARS,
     "inference_app_service": ROOT / "roles/inference_app/vars/main.yml",
 }
 # The Python and tool folders around the roles: the app, the scripts, the control-host library, the simulated
