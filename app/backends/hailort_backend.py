@@ -177,9 +177,11 @@ class HailoRTBackend(Backend):
             {o.name: tuple(o.shape) for o in self._infer_model.outputs}, self.hef_path.name
         )
         self._input_shape = tuple(self._infer_model.input().shape)
-        if int(np.prod(self._input_shape)) != 900 or self._input_shape[-1] != self._mean.size:
+        rows, channels = WINDOW_SHAPE
+        if int(np.prod(self._input_shape)) != rows * channels or self._input_shape[-1] != self._mean.size:
             raise BackendError(
-                "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not NHWC 100x9"
+                "bad_model",
+                f"{self.hef_path.name} input shape {self._input_shape} is not NHWC {rows}x{channels}",
             )
         self._output_shapes = {
             name: tuple(self._infer_model.output(name).shape)
