@@ -12,6 +12,7 @@ import onnx
 import onnxruntime
 import torch
 
+from bundle_contract.chips import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from bundle_contract.files import (
     CALIBRATION_FILE,
     ONNX_FILE,
@@ -35,7 +36,6 @@ from compile import dfc_probe, hailo_compile
 from compile.bundle import bundle_version, existing_bundle, staging, write_metadata
 from compile.errors import CompileError
 from compile.export import EXPORTER_VERSION, OPSET, build_onnx, encode_latents, save_onnx
-from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs

@@ -19,6 +19,7 @@ import numpy as np
 
 from app.backends.base import Backend, BackendError, ChipStatus, Inference, checked_inference
 from app.log_once import log_once
+from bundle_contract.chips import chip_family
 from bundle_contract.tensors import (
     HEF_INPUT_Z_SCORED,
     LATENT_NAME,
@@ -41,9 +42,6 @@ SERVICE_ADDRESS_ENV = "HAILORT_SERVICE_ADDRESS"
 # The chip's "Device Architecture" as `hailortcli fw-control identify` prints it (the role passes it in), for
 # when the VDevice cannot identify the chip itself.
 ARCHITECTURE_ENV = "HAILO_PIPELINE_HAILO_ARCHITECTURE"
-# Device Architecture -> the DFC's hw_arch the .hef was compiled for (same table as the hailort role's
-# hailort_chip_refusal filter: Hailo-8 variants, Hailo-8L).
-CHIP_FAMILIES = {"HAILO8": "hailo8", "HAILO8_B0": "hailo8", "HAILO8R": "hailo8", "HAILO8L": "hailo8l"}
 
 
 def import_hailo_platform() -> ModuleType:
@@ -158,7 +156,7 @@ class HailoRTBackend(Backend):
                     "chip_unidentified", f"the VDevice reports chips {sorted(found)}, expected one"
                 )
             architecture = found.pop()
-        family = CHIP_FAMILIES.get(architecture.upper())
+        family = chip_family(architecture)
         if family not in self.hefs:
             raise BackendError(
                 "no_hef_for_chip",
