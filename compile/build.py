@@ -23,6 +23,7 @@ from bundle_contract.files import (
 )
 from bundle_contract.golden import TOLERANCE as GOLDEN_TOLERANCE
 from bundle_contract.input_ranges import InputRanges, default_ranges
+from bundle_contract.normalization import Normalization
 from bundle_contract.tensors import (
     HEF_INPUT,
     INPUT_CHANNELS,
@@ -39,7 +40,7 @@ from compile.export import EXPORTER_VERSION, OPSET, build_onnx, encode_latents, 
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
-from compile.normalization import Normalization, load_input_ranges, load_normalization
+from compile.normalization import load_input_ranges, load_normalization
 from compile.reference_windows import (
     ACTIVITIES,
     DEFAULT_PER_ACTIVITY,

@@ -20,8 +20,10 @@ import numpy as np
 from app.backends.base import Backend, BackendError, ChipStatus, Inference, checked_inference
 from app.log_once import log_once
 from bundle_contract.chips import chip_family
+from bundle_contract.normalization import METHOD, NormalizationError, normalization_from
 from bundle_contract.tensors import (
     HEF_INPUT_Z_SCORED,
+    INPUT_CHANNELS,
     LATENT_NAME,
     LATENT_SIZE,
     MOTIF_COUNT,
@@ -349,23 +351,15 @@ def hef_z_score(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
             f"model_metadata.json model.hef_input.values is {declared!r}; this app feeds the HEF only "
             f"{HEF_INPUT_Z_SCORED!r} input (rebuild the bundle with this release's compile)",
         )
-    normalization = metadata.get("normalization")
-    mean = std = np.empty(0, np.float32)
-    if isinstance(normalization, dict) and normalization.get("method") == "z_score_per_channel":
-        try:
-            mean = np.asarray(normalization.get("mean"), dtype=np.float32)
-            std = np.asarray(normalization.get("std"), dtype=np.float32)
-        except (TypeError, ValueError):
-            pass
-    channels = WINDOW_SHAPE[1]
-    finite = bool(np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all())
-    if not (finite and mean.shape == std.shape == (channels,)):
+    try:
+        normalization = normalization_from(metadata.get("normalization"), "bundle")
+    except NormalizationError as exc:
         raise BackendError(
             "bad_model",
-            f"model_metadata.json normalization must be z_score_per_channel with {channels} finite mean "
-            f"and {channels} finite std values > 0 to feed the HEF",
-        )
-    return mean, std
+            f"model_metadata.json normalization must be {METHOD} with {INPUT_CHANNELS} finite mean "
+            f"and {INPUT_CHANNELS} finite std values > 0 to feed the HEF ({exc})",
+        ) from None
+    return np.asarray(normalization.mean, np.float32), np.asarray(normalization.std, np.float32)
 
 
 def output_roles(shapes: dict[str, tuple[int, ...]], hef_name: str) -> tuple[str, str]:

@@ -121,6 +121,16 @@ def test_the_double_gives_wrong_latents_for_raw_input(
         ({}, {"method": "z_score_per_channel", "mean": [0] * 8, "std": [1] * 9}, "9 finite mean"),
         ({}, {"method": "z_score_per_channel", "mean": [0] * 9, "std": [1] * 8 + [0]}, "std values > 0"),
         ({}, {"method": "z_score_per_channel", "mean": ["a"] * 9, "std": [1] * 9}, "9 finite mean"),
+        (
+            {},
+            {
+                "method": "z_score_per_channel",
+                "mean": [0] * 9,
+                "std": [1] * 9,
+                "channel_order": list("abcdefghi"),
+            },
+            "channel_order",
+        ),
     ],
 )
 def test_an_unknown_hef_input_contract_is_refused(
