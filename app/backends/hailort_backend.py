@@ -20,6 +20,7 @@ import numpy as np
 from app.backends.base import Backend, BackendError, ChipStatus, Inference, checked_inference
 from app.log_once import log_once
 from bundle_contract.chips import chip_family
+from bundle_contract.metadata import Metadata
 from bundle_contract.normalization import METHOD, NormalizationError, normalization_from
 from bundle_contract.tensors import (
     HEF_INPUT_Z_SCORED,
@@ -340,7 +341,7 @@ def service_hint(exc: Exception, params: Any) -> str:
     )
 
 
-def hef_z_score(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def hef_z_score(metadata: Metadata) -> tuple[np.ndarray, np.ndarray]:
     """The per-channel (mean, std) to apply in front of the HEF; ``BackendError`` when the bundle declares
     another HEF input contract or has no usable normalization (guessing would feed the chip wrong values)."""
     hef_input = metadata.get("model", {}).get("hef_input")

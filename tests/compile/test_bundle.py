@@ -83,6 +83,14 @@ def test_bad_metadata_is_named(bundle_copy: Path, content: str | None, reason: s
     assert "\n" not in str(error.value)
 
 
+def test_metadata_lacking_a_key_readers_need_is_named(bundle_copy: Path):
+    metadata = json.loads((bundle_copy / METADATA_FILE).read_text())
+    del metadata["golden"]
+    (bundle_copy / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match=r"model_metadata\.json: lacks 'golden'$"):
+        verify_bundle(bundle_copy)
+
+
 def test_listed_path_outside_the_folder_is_rejected(bundle_copy: Path):
     metadata = json.loads((bundle_copy / METADATA_FILE).read_text())
     metadata["files"]["../escape"] = {"sha256": "0" * 64, "size": 1}
