@@ -1,7 +1,8 @@
 """The bundle folder's files, and whether a folder is an intact bundle (one answer for app, roles, compile).
 
-``python -m app.bundle DIR`` (the roles' entry) runs ``main``: exit 0 + JSON summary, or exit 1 + one-line
-reason on stderr.
+``python -m bundle_contract.files DIR`` (preflight, on the control host) and ``python -m app.bundle DIR`` (the
+roles on the Pi, with the release venv) run ``main``: exit 0 + JSON summary, or exit 1 + one-line reason on
+stderr.
 """
 
 import hashlib
