@@ -337,7 +337,7 @@ def bundle_metadata(
     )
 
 
-def summary_lines(metadata: dict[str, Any], timings: dict[str, float] | None = None) -> list[str]:
+def summary_lines(metadata: Metadata, timings: dict[str, float] | None = None) -> list[str]:
     """The figures a person reads after a build."""
     v = metadata.get("verification", {})
     lines = [f"bundle {metadata.get('version')}  untrained_default={metadata.get('untrained_default')}"]
