@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bundle_contract.files import METADATA_FILE, BundleError, verify_bundle
+from bundle_contract.files import METADATA_FILE, BundleError, file_digest, verify_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 # Defaults: Raspberry Pi OS bookworm (CPython 3.11, glibc 2.36). Trixie is --python 3.13 --glibc 2.41.
@@ -125,10 +125,7 @@ def download_dependencies(app_wheel: Path, dest: Path, arch: str, python: str, g
 
 def wheel_checksums(wheelhouse: Path) -> dict[str, str]:
     """sha256 of every wheel, by file name: what the Pi checks the copied runtime against."""
-    return {
-        wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()
-        for wheel in sorted(wheelhouse.glob("*.whl"))
-    }
+    return {wheel.name: file_digest(wheel)["sha256"] for wheel in sorted(wheelhouse.glob("*.whl"))}
 
 
 def runtime_id(checksums: dict[str, str], arch: str, python: str) -> str:
@@ -250,7 +247,7 @@ def build_release(
         "release": f"{bundle_version}-{runtime['runtime_id']}",
         "bundle_version": bundle_version,
         "bundle_dir": str(bundle),
-        "bundle_metadata_sha256": hashlib.sha256((bundle / METADATA_FILE).read_bytes()).hexdigest(),
+        "bundle_metadata_sha256": file_digest(bundle / METADATA_FILE)["sha256"],
         "bundle_bytes": tree_bytes(bundle),
         **runtime,
     }
