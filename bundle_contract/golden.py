@@ -1,6 +1,7 @@
 """The golden window: does a latent answered for the bundle's ``golden.window`` match ``golden.latent``?
 
-One judgment for the app's warm-up, the EdgeInfer watch and the health gate (its filter judges on the control host).
+One judgment for the app's warm-up, the EdgeInfer watch and the health gate (whose filter judges on the
+control host).
 """
 
 from __future__ import annotations
