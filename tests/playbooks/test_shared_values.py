@@ -112,3 +112,19 @@ def test_every_exception_is_still_needed() -> None:
     values = tool_values()
     for (relative, name), reason in TOOL_EXCEPTIONS.items():
         assert spelling(values[name]).search((ROOT / relative).read_text()), f"{relative}, {name}: {reason}"
+
+
+def test_the_metadata_file_name_is_the_contracts_and_no_role_path_spells_it() -> None:
+    # Task names and docs name the file for people; a path must read the group var.
+    from bundle_contract.files import METADATA_FILE
+
+    assert yaml.safe_load(PI_VARS.read_text())["inference_app_metadata_file"] == METADATA_FILE
+    path_spelling = re.compile(rf"/{re.escape(METADATA_FILE)}")
+    spelled = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in product_files()
+        if path.suffix in (".yml", ".j2")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if path_spelling.search(line)
+    ]
+    assert not spelled, f"a path spells {METADATA_FILE} instead of inference_app_metadata_file: {spelled}"
