@@ -1,7 +1,9 @@
 """The EdgeInfer watch: is EdgeInfer answering with the model right now? Run by a systemd timer on each Pi.
 
-    python -m app.edgeinfer_watch --metadata /opt/hailo_pipeline/current/bundle/model_metadata.json \
-        --out /var/lib/hailo-inference-watch/edgeinfer.prom
+    python -m app.edgeinfer_watch --metadata ROOT/current/bundle/model_metadata.json \
+        --edgeinfer-url EDGEINFER/api/v1/analysis/infer --out /var/lib/hailo-inference-watch/edgeinfer.prom
+
+as the inference_app role's unit runs it, with inference_app_root and inference_app_edgeinfer_watch_url.
 
 EdgeInfer hides a failing backend: it answers random stub output with 200 (docs in the health role). So the
 watch posts the bundle's golden window to the app and through EdgeInfer, and EdgeInfer "answers with the
@@ -81,11 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         "--metadata", type=Path, required=True, help="the served bundle's model_metadata.json"
     )
     parser.add_argument("--app-url", default=f"{LOOPBACK_URL}/infer", help="the app's POST /infer URL")
-    parser.add_argument(
-        "--edgeinfer-url",
-        default="http://127.0.0.1:8080/api/v1/analysis/infer",
-        help="EdgeInfer's POST /api/v1/analysis/infer URL",
-    )
+    # No default: where EdgeInfer listens is the fleet's to say (group_vars/pis), and the unit passes it.
+    parser.add_argument("--edgeinfer-url", required=True, help="EdgeInfer's POST /api/v1/analysis/infer URL")
     parser.add_argument("--out", type=Path, required=True, help="Prometheus textfile to write (*.prom)")
     parser.add_argument(
         "--tries", type=int, default=3, help="EdgeInfer calls per run (one real answer suffices)"

@@ -1,9 +1,9 @@
 """gunicorn settings of the inference app. `python -m app` (what the Pi's systemd unit runs) passes this file;
 flags and HAILO_PIPELINE_* variables feed the values below.
 
-Bind: the CLI passes `--bind`; on a Pi that is 127.0.0.1:8000 plus the docker0 gateway 172.17.0.1:8000,
-which `host.docker.internal:host-gateway` resolves to inside EdgeInfer's container. Never 0.0.0.0: nothing
-beyond the Pi and its containers may reach the model.
+Bind: the CLI passes `--bind`; on a Pi that is the app's port (inference_app_port) on 127.0.0.1 and on the
+docker0 gateway (172.17.0.1), which `host.docker.internal:host-gateway` resolves to inside EdgeInfer's
+container. Never 0.0.0.0: nothing beyond the Pi and its containers may reach the model.
 """
 
 import os
@@ -25,12 +25,8 @@ message.RFC9110_5_3_SINGLETON_FIELDS = message.RFC9110_5_3_SINGLETON_FIELDS - {"
 bind = [DEFAULT_BIND]
 wsgi_app = "app.wsgi:application"
 
-# Pi 5 (4 cores): 2 workers x 2 threads, ONNX Runtime on 1 intra-op thread each: at most 4 inferences at once,
-# one per core. Two threads let one request parse and serialise while the other runs the model (GIL released);
-# a third and fourth only queue for the GIL behind them, which measured as the c=8 latency tail (issue 15:
-# 4 threads lost to 2 on p99 and throughput; so did a tried single-threaded worker). HailoRT without
-# hailort.service opens the chip from one process only, so `python -m app` then sets 1 worker (a lock
-# serialises runs).
+# Pi 5: 2 workers x 2 threads, one inference per core; one thread parses while the other runs the model, more
+# only queue for the GIL (issue 15). HailoRT without hailort.service: one process, so `python -m app` sets 1.
 workers = int(os.environ.get("HAILO_PIPELINE_WORKERS", "2"))
 threads = int(os.environ.get("HAILO_PIPELINE_THREADS", "2"))
 worker_class = "gthread"

@@ -1,6 +1,9 @@
 """The metrics-only listener: `GET /metrics` on its own port for the fleet's Prometheus, and nothing else.
 
-    python -m app.metrics_listener --bind 0.0.0.0:9101 --allow 10.0.0.5 --app-url http://127.0.0.1:8000
+    python -m app.metrics_listener --bind 0.0.0.0:METRICS_PORT --allow 10.0.0.5 \
+        --app-url http://127.0.0.1:APP_PORT
+
+as the inference_app role's unit runs it, with inference_app_metrics_port and inference_app_port.
 
 Why a separate small server rather than a second bind of the app: the app stays bound to loopback and docker0,
 so `/infer` is never reachable from off the Pi whatever this listener does, and this listener has one route,
@@ -164,7 +167,8 @@ def parse_bind(value: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bind", type=parse_bind, default=("0.0.0.0", 9101), help="HOST:PORT to listen on")
+    # No default port: the unit passes the one group_vars/pis sets, which Prometheus's targets use too.
+    parser.add_argument("--bind", type=parse_bind, required=True, help="HOST:PORT to listen on")
     parser.add_argument(
         "--allow",
         action="append",

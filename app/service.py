@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from app.config import AppConfig
 from bundle_contract.files import BundleError, bundle_kind, verify_bundle
 from bundle_contract.golden import judge as golden_judge
 from bundle_contract.input_ranges import InputRanges, RangesError, default_ranges, ranges_from
+from bundle_contract.metadata import Metadata
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 FAILURE_LIMIT = 3
 
 
-def bundle_ranges(metadata: dict[str, Any]) -> InputRanges:
+def bundle_ranges(metadata: Metadata) -> InputRanges:
     """The bundle's physical ranges; a bundle compiled before they were recorded gets the same defaults."""
     if "input_ranges" not in metadata:
         log.warning("bundle records no input_ranges: checking windows against the default physical ranges")
@@ -44,7 +44,7 @@ class NotReady(Exception):
 @dataclass(frozen=True)
 class Served:
     backend: Backend
-    metadata: dict[str, Any]
+    metadata: Metadata
     model_file: str
     sha256: str
     input_ranges: InputRanges
@@ -118,7 +118,7 @@ class ModelService:
         self.state, self.reason = "ready", "ready"
         log.info("ready: %s %s via %s", served.metadata["version"], served.model_file, backend.name)
 
-    def _open(self, choice: Choice, metadata: dict[str, Any]) -> Served:
+    def _open(self, choice: Choice, metadata: Metadata) -> Served:
         """Create, load and warm up the chosen backend; closed again when any of that fails."""
         backend = create_backend(choice, self.config, metadata)
         self._stage("loading", f"loading the bundle with {backend.name}")

@@ -16,6 +16,7 @@ from bundle_contract.input_ranges import InputRanges
 from bundle_contract.tensors import CHANNEL_ORDER, WINDOW_SHAPE
 
 ROWS, COLUMNS = WINDOW_SHAPE
+EXPECTED_BODY = f'{{"x": [[{COLUMNS} numbers] x {ROWS}]}}'
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # The bytes a plain {"x": [[numbers]]} body is made of, besides its one key: no strings, booleans, nulls or
 # other objects. Deleting them from the body and finding {"x":} left is a C-speed proof that every leaf is a
@@ -66,7 +67,7 @@ def parse_window(request: Request, ranges: InputRanges | None = None) -> np.ndar
         # A chunked body is cut at the limit rather than refused: say so instead of "invalid JSON".
         raise ApiError(413, "body_too_large", f"request body is larger than the {limit}-byte limit")
     if not body.strip():
-        raise bad("empty_body", 'request body is empty; expected JSON {"x": [[9 numbers] x 100]}')
+        raise bad("empty_body", f"request body is empty; expected JSON {EXPECTED_BODY}")
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -75,7 +76,7 @@ def parse_window(request: Request, ranges: InputRanges | None = None) -> np.ndar
     if not isinstance(document, dict):
         raise bad("invalid_body", f'expected a JSON object {{"x": ...}}, got {type(document).__name__}')
     if "x" not in document:
-        raise bad("missing_x", 'the JSON object has no "x" key; expected {"x": [[9 numbers] x 100]}')
+        raise bad("missing_x", f'the JSON object has no "x" key; expected {EXPECTED_BODY}')
     return window_from(
         document["x"], ranges, numbers_only=body.translate(None, _NUMERIC_BYTES) == _NUMERIC_SKELETON
     )

@@ -1,7 +1,8 @@
 """The bundle folder's files, and whether a folder is an intact bundle (one answer for app, roles, compile).
 
-``python -m app.bundle DIR`` (the roles' entry) runs ``main``: exit 0 + JSON summary, or exit 1 + one-line
-reason on stderr.
+``python -m bundle_contract.files DIR`` (preflight, on the control host) and ``python -m app.bundle DIR`` (the
+roles on the Pi, with the release venv) run ``main``: exit 0 + JSON summary, or exit 1 + one-line reason on
+stderr.
 """
 
 import hashlib
@@ -10,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bundle_contract.metadata import FileEntry, Metadata, MetadataError, check_metadata
+
 METADATA_FILE = "model_metadata.json"
 ONNX_FILE = "tcn_encoder.onnx"
 CALIBRATION_FILE = "calibration_set.npy"
-SCHEMA_VERSION = 2  # 2: model.hefs per chip family (was one model.hef)
 # model.kind of a bundle built without Hailo's DFC (no .hef at all): every Pi serves it with ONNX Runtime.
 ONNX_ONLY = "onnx-only"
 
@@ -22,7 +24,7 @@ class BundleError(Exception):
     """The bundle is not usable; the message is one line naming the file and what is wrong."""
 
 
-def file_digest(path: Path | str) -> dict[str, Any]:
+def file_digest(path: Path | str) -> FileEntry:
     digest = hashlib.sha256()
     size = 0
     with Path(path).open("rb") as handle:
@@ -32,12 +34,12 @@ def file_digest(path: Path | str) -> dict[str, Any]:
     return {"sha256": digest.hexdigest(), "size": size}
 
 
-def verify_bundle(path: Path | str) -> dict[str, Any]:
+def verify_bundle(path: Path | str) -> Metadata:
     """Return the metadata when every listed file matches its size and sha256 and nothing unlisted is
     present."""
     folder = Path(path)
     metadata = read_metadata(folder)
-    files = metadata.get("files")
+    files = metadata["files"]
     if not isinstance(files, dict) or not files:
         raise BundleError(
             f"{folder / METADATA_FILE}: 'files' must be a non-empty object of name -> sha256/size"
@@ -50,8 +52,9 @@ def verify_bundle(path: Path | str) -> dict[str, Any]:
     return metadata
 
 
-def read_metadata(path: Path | str) -> dict[str, Any]:
-    """The metadata of a folder that is a bundle at all, without reading its files (cheap)."""
+def read_metadata(path: Path | str) -> Metadata:
+    """The metadata of a folder that is a bundle at all (metadata.check_metadata), without reading its other
+    files (cheap)."""
     folder = Path(path)
     if not folder.exists():
         raise BundleError(f"{folder}: bundle folder does not exist")
@@ -60,18 +63,19 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
     return _read_metadata(folder / METADATA_FILE)
 
 
-def _read_metadata(path: Path) -> dict[str, Any]:
+def _read_metadata(path: Path) -> Metadata:
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{path}: missing") from None
     except OSError as exc:
         raise BundleError(f"{path}: unreadable ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path}: invalid JSON ({str(exc).splitlines()[0]})") from None
-    if not isinstance(metadata, dict):
-        raise BundleError(f"{path}: must hold a JSON object")
-    return metadata
+    try:
+        return check_metadata(document)
+    except MetadataError as exc:
+        raise BundleError(f"{path}: {exc}") from None
 
 
 def _check_file(folder: Path, name: str, expected: object) -> None:

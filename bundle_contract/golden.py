@@ -1,6 +1,7 @@
 """The golden window: does a latent answered for the bundle's ``golden.window`` match ``golden.latent``?
 
-One judgment for the app's warm-up and the EdgeInfer watch (the health role's check keeps a copy: DESIGN.md).
+One judgment for the app's warm-up, the EdgeInfer watch and the health gate (whose filter judges on the
+control host).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from bundle_contract.metadata import Golden
 
 # golden.tolerance as compile writes it: a float backend must match closely, a quantized one in direction.
 TOLERANCE = {"latent_max_abs": 1e-3, "latent_min_cosine": 0.98}
@@ -46,7 +49,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(float(x) * float(y) for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
 
 
-def judge(golden: dict[str, Any], latent: Sequence[float], backend: str) -> Judgment:
+def judge(golden: Golden, latent: Sequence[float], backend: str) -> Judgment:
     """Judge ``latent`` against ``golden["latent"]`` with ``golden["tolerance"]`` as ``backend`` computes."""
     expected = [float(v) for v in golden["latent"]]
     tolerance = golden["tolerance"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bundle_contract.tensors import CHANNEL_ORDER
+from bundle_contract.tensors import CHANNEL_ORDER, float32_values
 
 # The model's units (compile/normalization.py: the shipped z-score puts az's mean at 9.78, gyro std ~1 rad/s).
 UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3 + ("uT",) * 3
@@ -61,14 +61,10 @@ def ranges_from(section: object, source: str) -> InputRanges:
         raise RangesError(f"input_ranges.channel_order {order} differs from {list(CHANNEL_ORDER)}")
     bounds = []
     for key in ("min", "max"):
-        values = section.get(key)
-        if (
-            not isinstance(values, list)
-            or len(values) != len(CHANNEL_ORDER)
-            or not all(type(v) in (int, float) and abs(v) < 3.4e38 for v in values)
-        ):
+        values = float32_values(section.get(key), len(CHANNEL_ORDER))
+        if values is None:
             raise RangesError(f"input_ranges.{key} must be a list of {len(CHANNEL_ORDER)} float32 numbers")
-        bounds.append(tuple(float(v) for v in values))
+        bounds.append(values)
     low, high = bounds
     if not all(lo < hi for lo, hi in zip(low, high, strict=True)):
         raise RangesError("input_ranges.min must be below input_ranges.max for every channel")

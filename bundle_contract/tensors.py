@@ -19,3 +19,13 @@ HEF_INPUT = {
     "values": HEF_INPUT_Z_SCORED,
     "z_score": "per channel (x - normalization.mean) / normalization.std, on the host",
 }
+
+
+def float32_values(values: object, count: int) -> tuple[float, ...] | None:
+    """``values`` as floats when it is a list of ``count`` JSON numbers a float32 holds (no bool, NaN or
+    infinity), else None: per-channel figures the model computes with in float32."""
+    if not isinstance(values, list) or len(values) != count:
+        return None
+    if not all(type(v) in (int, float) and abs(v) < 3.4e38 for v in values):
+        return None
+    return tuple(float(v) for v in values)

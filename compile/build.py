@@ -12,16 +12,12 @@ import onnx
 import onnxruntime
 import torch
 
-from bundle_contract.files import (
-    CALIBRATION_FILE,
-    ONNX_FILE,
-    ONNX_ONLY,
-    SCHEMA_VERSION,
-    bundle_kind,
-    file_digest,
-)
+from bundle_contract.chips import DEFAULT_CHIP_FAMILIES, HW_ARCHS
+from bundle_contract.files import CALIBRATION_FILE, ONNX_FILE, ONNX_ONLY, bundle_kind, file_digest
 from bundle_contract.golden import TOLERANCE as GOLDEN_TOLERANCE
 from bundle_contract.input_ranges import InputRanges, default_ranges
+from bundle_contract.metadata import SCHEMA_VERSION, Golden, HefEntry, Metadata, Model
+from bundle_contract.normalization import Normalization
 from bundle_contract.tensors import (
     HEF_INPUT,
     INPUT_CHANNELS,
@@ -35,11 +31,10 @@ from compile import dfc_probe, hailo_compile
 from compile.bundle import bundle_version, existing_bundle, staging, write_metadata
 from compile.errors import CompileError
 from compile.export import EXPORTER_VERSION, OPSET, build_onnx, encode_latents, save_onnx
-from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from compile.int8_check import int8_proxy
 from compile.load import LoadedSource, load_source
 from compile.motifs import MOTIF_COUNT, MotifHead, fit_motifs
-from compile.normalization import Normalization, load_input_ranges, load_normalization
+from compile.normalization import load_input_ranges, load_normalization
 from compile.reference_windows import (
     ACTIVITIES,
     DEFAULT_PER_ACTIVITY,
@@ -257,9 +252,8 @@ class Pipeline:
         assert self.version is not None
         np.save(self.folder / CALIBRATION_FILE, inputs.windows)
         metadata = bundle_metadata(
-            inputs, motifs, self.version, self.options.hw_archs, onnx_path, self.hefs, self.dfc
+            inputs, motifs, self.version, self.options.hw_archs, onnx_path, self.hefs, self.dfc, self.figures
         )
-        metadata["verification"] = self.figures
         write_metadata(self.folder, metadata)
 
 
@@ -295,51 +289,55 @@ def bundle_metadata(
     onnx_path: Path,
     hefs: list[hailo_compile.HefResult],
     dfc: str | None,
-) -> dict[str, Any]:
-    """``model_metadata.json`` without ``files`` (filled when the folder is complete). Nothing of the build's
-    own run (no clock, no timings): a bundle rebuilt from the same inputs is byte for byte what a Pi has."""
+    figures: dict[str, Any],
+) -> Metadata:
+    """``model_metadata.json`` as bundle_contract.metadata describes it, ``files`` left empty until the folder
+    is complete. Nothing of the build's own run (no clock, no timings): a bundle rebuilt from the same inputs
+    is byte for byte what a Pi has."""
     window = synthetic_window(GOLDEN_ACTIVITY)
     latent, scores = run_exported(onnx_path, window[None])
     hef_entries = {
-        h.hw_arch: {"file": h.hef.name, "hars": [p.name for p in h.hars], "dfc_version": h.dfc_version}
+        h.hw_arch: HefEntry(file=h.hef.name, hars=[p.name for p in h.hars], dfc_version=h.dfc_version)
         for h in hefs
     }
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "name": "tcn-vae-encoder",
-        "version": version,
-        "untrained_default": inputs.source.untrained_default,
-        "source": inputs.source.to_metadata(),
-        "model": {
-            "onnx": ONNX_FILE,
-            "kind": bundle_kind({"model": {"hefs": hef_entries}}),
-            "hefs": hef_entries,
-            "hw_archs": list(hw_archs),
-            "opset": OPSET,
-            "exporter_version": EXPORTER_VERSION,
-            "hef_input": dict(HEF_INPUT) if hefs else None,
-        },
-        "inputs": [{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
-        "outputs": [
+    return Metadata(
+        schema_version=SCHEMA_VERSION,
+        name="tcn-vae-encoder",
+        version=version,
+        untrained_default=inputs.source.untrained_default,
+        source=inputs.source.to_metadata(),
+        model=Model(
+            onnx=ONNX_FILE,
+            kind=bundle_kind({"model": {"hefs": hef_entries}}),
+            hefs=hef_entries,
+            hw_archs=list(hw_archs),
+            opset=OPSET,
+            exporter_version=EXPORTER_VERSION,
+            hef_input=dict(HEF_INPUT) if hefs else None,
+        ),
+        inputs=[{"name": INPUT_NAME, "shape": ["N", WINDOW_LENGTH, INPUT_CHANNELS], "dtype": "float32"}],
+        outputs=[
             {"name": LATENT_NAME, "shape": ["N", LATENT_SIZE], "dtype": "float32"},
             {"name": MOTIF_NAME, "shape": ["N", int(motifs.prototypes.shape[0])], "dtype": "float32"},
         ],
-        "normalization": inputs.normalization.to_metadata(),
-        "input_ranges": inputs.input_ranges.to_metadata(),
-        "motifs": motifs.to_metadata(),
-        "calibration_set": {"file": CALIBRATION_FILE, "shape": list(inputs.windows.shape), "raw": True},
-        "tools": tool_versions(dfc),
-        "golden": {
-            "activity": GOLDEN_ACTIVITY,
-            "window": window.astype(float).tolist(),
-            "latent": latent[0].astype(float).tolist(),
-            "motif_scores": scores[0].astype(float).tolist(),
-            "tolerance": dict(GOLDEN_TOLERANCE),
-        },
-    }
+        normalization=inputs.normalization.to_metadata(),
+        input_ranges=inputs.input_ranges.to_metadata(),
+        motifs=motifs.to_metadata(),
+        calibration_set={"file": CALIBRATION_FILE, "shape": list(inputs.windows.shape), "raw": True},
+        tools=tool_versions(dfc),
+        golden=Golden(
+            activity=GOLDEN_ACTIVITY,
+            window=window.astype(float).tolist(),
+            latent=latent[0].astype(float).tolist(),
+            motif_scores=scores[0].astype(float).tolist(),
+            tolerance=dict(GOLDEN_TOLERANCE),
+        ),
+        verification=figures,
+        files={},
+    )
 
 
-def summary_lines(metadata: dict[str, Any], timings: dict[str, float] | None = None) -> list[str]:
+def summary_lines(metadata: Metadata, timings: dict[str, float] | None = None) -> list[str]:
     """The figures a person reads after a build."""
     v = metadata.get("verification", {})
     lines = [f"bundle {metadata.get('version')}  untrained_default={metadata.get('untrained_default')}"]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bundle_contract.files import METADATA_FILE, BundleError, file_digest, verify_bundle
+from bundle_contract.metadata import Metadata, MetadataError, check_metadata
 from compile.errors import CompileError
 
 
@@ -45,7 +46,7 @@ def bundle_version(
     return f"tcn-{digest[:12]}"
 
 
-def existing_bundle(folder: Path) -> dict[str, Any] | None:
+def existing_bundle(folder: Path) -> Metadata | None:
     """The metadata of an intact bundle already at ``folder``, or None (absent or damaged: rebuild it)."""
     if not folder.exists():
         return None
@@ -77,7 +78,12 @@ def staging(out: Path, version: str) -> Iterator[Path]:
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_metadata(folder: Path, metadata: dict[str, Any]) -> None:
-    """Fill ``files`` from what is in the folder, then write the metadata file last."""
+def write_metadata(folder: Path, metadata: Metadata) -> None:
+    """Fill ``files`` from what is in the folder, then write the metadata file last; a document without every
+    key bundle_contract.metadata requires fails the build (a field added there and not written here)."""
     metadata["files"] = {p.name: file_digest(p) for p in sorted(folder.iterdir()) if p.name != METADATA_FILE}
+    try:
+        check_metadata(metadata)
+    except MetadataError as exc:
+        raise CompileError(f"{folder / METADATA_FILE}: the metadata written {exc}") from None
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bundle_contract.chips import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 from bundle_contract.files import BundleError, verify_bundle
 from compile.errors import CompileError
-from compile.hw_arch import DEFAULT_CHIP_FAMILIES, HW_ARCHS
 
 if TYPE_CHECKING:
     from compile.build import BuildOptions

@@ -32,13 +32,13 @@ def dfc_version(python: str | None = None) -> str | None:
     done = in_dfc_python(python, "--version")
     if done.returncode != 0:
         raise CompileError(f"DFC interpreter {python}: `-m compile.dfc_stage --version` failed: {tail(done)}")
-    described = json.loads(done.stdout)
-    if described.get("contract") != dfc_stage.CONTRACT:
+    versions = json.loads(done.stdout)
+    if versions.get("contract") != dfc_stage.CONTRACT:
         raise CompileError(
-            f"DFC interpreter {python} speaks contract {described.get('contract')!r}, "
+            f"DFC interpreter {python} speaks contract {versions.get('contract')!r}, "
             f"this compile step {dfc_stage.CONTRACT}"
         )
-    return described.get("hailo_sdk_client")
+    return versions.get("hailo_sdk_client")
 
 
 def skip_notice() -> str:

@@ -58,7 +58,8 @@ def installed_dfc_version() -> str | None:
     return str(version) if version else None
 
 
-def describe() -> dict[str, Any]:
+def stage_versions() -> dict[str, Any]:
+    """What ``--version`` prints: the request contract this stage speaks and the versions it runs with."""
     return {
         "contract": CONTRACT,
         "hailo_sdk_client": installed_dfc_version(),
@@ -136,7 +137,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
-        print(json.dumps(describe()))
+        print(json.dumps(stage_versions()))
         return 0
     if len(args) != 1:
         print("usage: python -m compile.dfc_stage REQUEST.json | --version", file=sys.stderr)

@@ -13,6 +13,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from bundle_contract.normalization import Normalization
 from bundle_contract.tensors import (
     INPUT_CHANNELS,
     INPUT_NAME,
@@ -24,7 +25,7 @@ from bundle_contract.tensors import (
 from compile import model as tcn
 from compile.errors import CompileError
 from compile.motifs import MotifHead
-from compile.normalization import Normalization
+from compile.normalization import z_score
 
 OPSET = 13
 # Bump when the exported graph or the HEF's input contract changes for the same inputs: it feeds the bundle
@@ -143,7 +144,7 @@ def save_onnx(model: onnx.ModelProto, path: Path) -> None:
 def encode_latents(encoder: tcn.TCNEncoder, normalization: Normalization, windows: np.ndarray) -> np.ndarray:
     """The PyTorch Conv1d encoder on z-scored channels-first input: fits the motifs and is what the export is
     verified against."""
-    z = normalization.z_score(windows)
+    z = z_score(normalization, windows)
     with torch.no_grad():
         return encoder(torch.from_numpy(np.ascontiguousarray(z.transpose(0, 2, 1)))).numpy()
 
@@ -151,5 +152,5 @@ def encode_latents(encoder: tcn.TCNEncoder, normalization: Normalization, window
 def hailo_input(normalization: Normalization, windows: np.ndarray) -> np.ndarray:
     """Raw ``[N, 100, 9]`` windows as the HEF takes them: z-scored, NHWC ``(N, 1, 100, 9)`` float32 (the
     DFC's calibration layout; the same memory as the z-scored ``[N, 100, 9]``)."""
-    z = normalization.z_score(windows.astype(np.float32))
+    z = z_score(normalization, windows.astype(np.float32))
     return np.ascontiguousarray(z.reshape(-1, 1, WINDOW_LENGTH, INPUT_CHANNELS), dtype=np.float32)

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from bundle_contract.chips import HW_ARCHS
+from bundle_contract.normalization import Normalization
 from bundle_contract.tensors import INPUT_CHANNELS, LATENT_SIZE, MOTIF_COUNT, WINDOW_LENGTH
 from compile import dfc_stage
 from compile.dfc_probe import dfc_version, in_dfc_python, skip_notice, tail
 from compile.errors import CompileError
 from compile.export import HAILO_INPUT_NAME, LATENT_NODE, MOTIF_NODE, hailo_input
-from compile.hw_arch import HW_ARCHS
 from compile.int8_check import compare_quantized
-from compile.normalization import Normalization
 
 NET_NAME = "tcn_encoder"
 CALIBSET_SIZE = 64

@@ -18,9 +18,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+from bundle_contract.normalization import Normalization
 from bundle_contract.tensors import LATENT_NAME, MOTIF_NAME
 from compile.export import HAILO_INPUT_NAME, hailo_input
-from compile.normalization import Normalization
 from compile.verify import run_exported, session
 
 CALIBRATION_BATCH = 16

@@ -15,6 +15,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from bundle_contract.files import file_digest
 from compile import model as tcn
 from compile.errors import CompileError
 
@@ -69,7 +70,7 @@ def load_source(path: Path | None, trust_pickle: bool = False) -> LoadedSource:
         state_dict, kind = _read_onnx(path), "onnx"
     encoder = tcn.TCNEncoder()
     encoder.load_state_dict(_match_architecture(path, state_dict))
-    return LoadedSource(encoder.eval(), kind, path, _file_digest(path))
+    return LoadedSource(encoder.eval(), kind, path, file_digest(path)["sha256"])
 
 
 def _read_checkpoint(path: Path, trust_pickle: bool) -> tuple[dict[str, torch.Tensor], str]:
@@ -231,14 +232,6 @@ def _fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
             if not any(key.endswith(v_suffix) for v_suffix in pairs.values()):
                 folded[key] = value
     return folded
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _weights_digest(encoder: nn.Module) -> str:

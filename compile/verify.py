@@ -7,12 +7,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from bundle_contract.normalization import Normalization
 from bundle_contract.tensors import INPUT_NAME, LATENT_NAME, MOTIF_NAME
 from compile.errors import CompileError
 from compile.export import encode_latents
 from compile.load import LoadedSource
 from compile.motifs import MotifHead
-from compile.normalization import Normalization
+from compile.normalization import z_score
 
 FLOAT_TOLERANCE = 1e-4
 MIN_WINDOWS = 64
@@ -64,7 +65,7 @@ def verify_export(
     _require(figures["onnxruntime_vs_torch"]["motif_max_abs"], "ONNX Runtime vs PyTorch motif scores")
     _require(figures["batch1_vs_batchN_latent_max_abs"], "batch of 1 vs batch of N latent")
     if source.kind == "onnx" and source.path is not None:
-        source_latent = run_source_onnx(source.path, normalization.z_score(windows))
+        source_latent = run_source_onnx(source.path, z_score(normalization, windows))
         figures["source_onnx_vs_export"] = {"latent_max_abs": _max_abs(latent, source_latent)}
         _require(
             figures["source_onnx_vs_export"]["latent_max_abs"], f"source ONNX {source.path.name} vs export"

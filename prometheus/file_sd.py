@@ -6,7 +6,9 @@ Each Pi becomes `<ansible_host or name>:<inference_app_metrics_port>` with the l
 and, when a release manifest is there, `expected_version` (the bundle version the last build deployed; the
 HailoPipelineUnexpectedModel alert compares it with what the Pi serves). build.yml writes one manifest per
 kind of Pi (build/release-<kind>.json), all naming the run's one bundle: the newest is read. The inventory is
-read with `ansible-inventory --list`, so every inventory format and group_vars file Ansible understands works.
+read with `ansible-inventory --list` and this repository as the playbook folder, so every inventory format
+works and each Pi's vars are the plays' own: the port comes from group_vars/pis/main.yml unless the
+inventory sets another.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The port of the app's metrics-only listener when an inventory does not set inference_app_metrics_port.
-DEFAULT_METRICS_PORT = 9101
+# Where the playbooks are: ansible-inventory reads its group_vars/ as the plays do.
+REPO = Path(__file__).resolve().parent.parent
 
 
 def read_inventory(inventory: str) -> dict[str, Any]:
     tool = shutil.which("ansible-inventory") or str(Path(sys.executable).parent / "ansible-inventory")
     result = subprocess.run(
-        [tool, "-i", inventory, "--list"], capture_output=True, text=True, timeout=120, check=False
+        [tool, "-i", inventory, "--playbook-dir", str(REPO), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if result.returncode != 0:
         raise ValueError(f"ansible-inventory -i {inventory} failed: {result.stderr.strip()[-300:]}")
@@ -45,17 +51,20 @@ def group_hosts(inventory: dict[str, Any], group: str) -> list[str]:
 
 
 def targets(
-    inventory: dict[str, Any], group: str, expected_version: str | None, default_port: int
+    inventory: dict[str, Any], group: str, expected_version: str | None, default_port: int | None = None
 ) -> list[dict[str, Any]]:
+    """One target group per host of `group`; ValueError names a host with no metrics port."""
     hostvars = (inventory.get("_meta") or {}).get("hostvars") or {}
     groups = []
     for name in group_hosts(inventory, group):
         host_vars = hostvars.get(name) or {}
-        port = int(host_vars.get("inference_app_metrics_port", default_port))
+        port = host_vars.get("inference_app_metrics_port", default_port)
+        if port is None:
+            raise ValueError(f"{name} has no inference_app_metrics_port (outside group pis? pass --port)")
         labels = {"pi": name}
         if expected_version:
             labels["expected_version"] = expected_version
-        groups.append({"targets": [f"{host_vars.get('ansible_host', name)}:{port}"], "labels": labels})
+        groups.append({"targets": [f"{host_vars.get('ansible_host', name)}:{int(port)}"], "labels": labels})
     return groups
 
 
@@ -73,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--release", type=Path, help="release manifest (default: the newest build/release-*.json)"
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_METRICS_PORT, help="default metrics port")
+    parser.add_argument(
+        "--port", type=int, help="metrics port of hosts whose vars set no inference_app_metrics_port"
+    )
     args = parser.parse_args(argv)
     try:
         inventory = read_inventory(args.inventory)
@@ -81,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         release = args.release or newest_manifest(Path("build"))
         if release is not None and release.is_file():
             expected = json.loads(release.read_text()).get("bundle_version")
+        found = targets(inventory, args.group, expected, args.port)
     except (OSError, ValueError) as exc:
         print(f"file_sd: {exc}", file=sys.stderr)
         return 1
-    found = targets(inventory, args.group, expected, args.port)
     if not found:
         print(f"file_sd: no hosts in group {args.group!r} of {args.inventory}", file=sys.stderr)
         return 1

@@ -1,14 +1,17 @@
-"""Build what a Pi needs besides the bundle: the app wheel and its dependency wheels, plus build/release.json.
+"""Build what a Pi needs besides the bundle: the app wheel, its dependency wheels and their release manifest.
 
 The Pis have no package index, so every wheel the app needs is downloaded here for the Pis' platform
 (its CPython X.Y and its Debian release's glibc) and copied by the `inference_app` role.
 A release is two content-addressed parts: the runtime (OUT/runtimes/<runtime id>/, the wheels; the id hashes
 them and the interpreter they target) and the bundle (by version). The manifest names both with their sha256s.
 
+playbooks/build.yml writes one manifest per kind of Pi, build/release-<kind>.json (architecture and CPython):
+
     python release/build_release.py --bundle build/bundles/tcn-0123456789ab --platform aarch64 \
-        --python 3.13 --glibc 2.41
+        --python 3.13 --glibc 2.41 --manifest build/release-aarch64-cp313.json
     python release/build_release.py --bundle build/bundles/tcn-ba9876543210 --platform aarch64 \
-        --reuse-from build/release.json   # model-only: the previous runtime, checked, not rebuilt
+        --python 3.13 --glibc 2.41 --manifest build/release-aarch64-cp313.json \
+        --reuse-from build/release-aarch64-cp313.json   # model-only: the runtime kept, checked, not rebuilt
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bundle_contract.files import METADATA_FILE, BundleError, verify_bundle
+from bundle_contract.files import METADATA_FILE, BundleError, file_digest, verify_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 # Defaults: Raspberry Pi OS bookworm (CPython 3.11, glibc 2.36). Trixie is --python 3.13 --glibc 2.41.
@@ -122,10 +125,7 @@ def download_dependencies(app_wheel: Path, dest: Path, arch: str, python: str, g
 
 def wheel_checksums(wheelhouse: Path) -> dict[str, str]:
     """sha256 of every wheel, by file name: what the Pi checks the copied runtime against."""
-    return {
-        wheel.name: hashlib.sha256(wheel.read_bytes()).hexdigest()
-        for wheel in sorted(wheelhouse.glob("*.whl"))
-    }
+    return {wheel.name: file_digest(wheel)["sha256"] for wheel in sorted(wheelhouse.glob("*.whl"))}
 
 
 def runtime_id(checksums: dict[str, str], arch: str, python: str) -> str:
@@ -247,7 +247,7 @@ def build_release(
         "release": f"{bundle_version}-{runtime['runtime_id']}",
         "bundle_version": bundle_version,
         "bundle_dir": str(bundle),
-        "bundle_metadata_sha256": hashlib.sha256((bundle / METADATA_FILE).read_bytes()).hexdigest(),
+        "bundle_metadata_sha256": file_digest(bundle / METADATA_FILE)["sha256"],
         "bundle_bytes": tree_bytes(bundle),
         **runtime,
     }

@@ -1,15 +1,17 @@
-"""Wall time of the fleet playbooks on the simulated fleet, against the rollout targets (issue 5).
+"""Wall time and control-host CPU of the fleet playbooks on the simulated fleet, against the rollout targets.
 
 For each fleet size (default 2, 4 and 8 Pis) the fleet is recreated from clean images and `site.yml` is timed;
 on 4 Pis the idempotent re-run, a deploy of a second model version (a model-only update: with it, the bytes
-copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too, each while a client on
-every Pi posts a window through EdgeInfer at 50 Hz (scripts/edgeinfer_traffic.py): the answers EdgeInfer's
-silent fallback made up are counted by cause, goal 0.
+copied to and the disk added on each Pi) and a fleet `rollback.yml` are timed too. These timed runs have no
+traffic: on the simulation the client and EdgeInfer share the control host's cores with the rollout, which a
+clean deploy (nothing to answer yet) would not pay, so the ratios compare like with like. The same three runs
+are then repeated while a client on every Pi posts a window through EdgeInfer at 50 Hz (simfleet/traffic.py):
+the answers EdgeInfer's silent fallback made up are counted by cause, goal 0.
 The control-host build (bundle + a runtime per kind of Pi) is made once beforehand, on the largest fleet so
 that both Pi OS releases are in it, and timed on its own: every size then measures the fleet work only. Prints
-one line per figure, with how busy the host's CPUs were (simulated Pis
-share them with the control host, so a run near 100 % is CPU-bound), and a JSON summary (also written to
-reports/benchmark_fleet.json).
+one line per figure, with how busy the host's CPUs were (simulated Pis share them with the control host, so a
+run near 100 % is CPU-bound) and the CPU seconds the control host's Ansible spent (docs/SCALING.md), and a
+JSON summary (also written to reports/benchmark_fleet.json).
 
     python scripts/benchmark_fleet.py [--sizes 2 4 8]
 
@@ -22,16 +24,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeinfer_traffic import Traffic, Verdict
-from fleet_runner import PI_VARS, REPO, PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
-
+from fleetops import REPO
+from fleetops.pi_vars import PI_VARS
+from fleetops.runner import PlaybookRun, run_playbook, yield_cpu_to_simulated_pis
 from simfleet import engine, images
 from simfleet import fleet as simfleet
+from simfleet.traffic import Traffic, Verdict
 
 TARGET_4_CLEAN_S = 360.0
 TARGET_RERUN_RATIO = 0.25
@@ -120,15 +124,21 @@ def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
     return 100.0 * (after[0] - before[0]) / total if total else 0.0
 
 
-def second_model_config(folder: Path) -> str:
-    """A model_config.json with other normalization: a new bundle version of the default model to deploy."""
+def other_model_config(folder: Path, std_scale: float) -> str:
+    """A model_config.json with other normalization: another bundle version of the default model to deploy."""
     from compile.normalization import default_normalization
 
     defaults = default_normalization()
-    path = folder / "benchmark_model_config.json"
-    std = [value * 1.05 for value in defaults.std]
+    path = folder / f"benchmark_model_config_{std_scale}.json"
+    std = [value * std_scale for value in defaults.std]
     path.write_text(json.dumps({"normalization": {"mean": list(defaults.mean), "std": std}}))
     return str(path)
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of every finished child process: ansible-playbook, its forks, their ssh."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fallback_summary(verdicts: dict[str, Verdict]) -> dict[str, Any]:
@@ -207,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     yield_cpu_to_simulated_pis()
     figures: dict[str, float] = {}
     cpu_busy: dict[str, float] = {}
+    control_cpu: dict[str, float] = {}
     disk: dict[str, dict[str, dict[str, int]]] = {}
     fallbacks: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
@@ -219,12 +230,19 @@ def main(argv: list[str] | None = None) -> int:
             traffic: Traffic | None = None,
         ) -> None:
             extravars = {"reports_dir": str(Path(tmp) / "reports"), **(extravars or {})}
-            before = cpu_times()
+            before, cpu_before = cpu_times(), children_cpu_s()
             with traffic or contextlib.nullcontext():
                 run = run_playbook(playbook, inventory=bench.spec.inventory_path, extravars=extravars)
-            figures[figure] = checked(run)
+            wall = checked(run)
             cpu_busy[figure] = busy_pct(before, cpu_times())
-            print(f"{figure}: {figures[figure]:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy", flush=True)
+            control_cpu[figure] = children_cpu_s() - cpu_before
+            if traffic is None:
+                figures[figure] = wall
+            print(
+                f"{figure}: {wall:.1f} s, host CPUs {cpu_busy[figure]:.0f}% busy, "
+                f"control host {control_cpu[figure]:.1f} CPU s",
+                flush=True,
+            )
             if traffic is not None:
                 fallbacks[figure] = fallback_summary(traffic.verdicts())
                 for pi, seen in fallbacks[figure].items():
@@ -243,14 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                 play(f"clean_{size}_s", "site.yml")
                 if size != 4:
                     continue
-                play("rerun_4_s", "site.yml", traffic=bench.traffic(size))
+                play("rerun_4_s", "site.yml")
                 before = bench.disk(size)
-                play(
-                    "new_version_4_s",
-                    "site.yml",
-                    {"model_config": second_model_config(Path(tmp))},
-                    traffic=bench.traffic(size),
-                )
+                play("new_version_4_s", "site.yml", {"model_config": other_model_config(Path(tmp), 1.05)})
                 disk["new_version_4"] = disk_delta(before, bench.disk(size))
                 added = max(pi["disk_added_bytes"] for pi in disk["new_version_4"].values())
                 figures["new_version_4_max_disk_added_mb"] = added / 1e6
@@ -260,7 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                         f"disk added {delta['disk_added_bytes'] / 1e6:.2f} MB",
                         flush=True,
                     )
-                play("rollback_4_s", "rollback.yml", traffic=bench.traffic(size))
+                play("rollback_4_s", "rollback.yml")
+                # The same runs under 50 Hz traffic, with a third model version so the update copies a bundle.
+                play("rerun_4_traffic", "site.yml", traffic=bench.traffic(size))
+                update = {"model_config": other_model_config(Path(tmp), 1.1)}
+                play("new_version_4_traffic", "site.yml", update, traffic=bench.traffic(size))
+                play("rollback_4_traffic", "rollback.yml", traffic=bench.traffic(size))
                 figures["fallbacks_4"] = fallback_total(fallbacks)
         except BenchmarkError as exc:
             print(f"benchmark_fleet: {exc}", file=sys.stderr)
@@ -270,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "figures_s": figures,
         "host_cpu_busy_pct": cpu_busy,
+        "control_host_cpu_s": control_cpu,
         "disk_per_pi": disk,
         "fallbacks_by_cause": fallbacks,
         "targets": judge(figures),

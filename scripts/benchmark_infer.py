@@ -36,12 +36,11 @@ from pathlib import Path
 import numpy as np
 from app_process import AppProcess, free_loopback_port, post_infer, stop_server
 
+from app.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAMES, session_options
+from bundle_contract.files import CALIBRATION_FILE, METADATA_FILE
+from fleetops.edgeinfer import READ_TIMEOUT_MS
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from app.backends.onnxruntime_backend import INPUT_NAME, OUTPUT_NAMES, session_options  # noqa: E402
-from bundle_contract.files import CALIBRATION_FILE, METADATA_FILE  # noqa: E402
-
 CONCURRENCY = (1, 4, 8, 16)
 TRAINED_MODEL = REPO.parent / "shared" / "models" / "tcn_encoder_for_edgeinfer.onnx"
 TRAINED_CONFIG = TRAINED_MODEL.with_name("model_config.json")
@@ -313,7 +312,9 @@ def plot(report: dict, path: Path) -> None:
             left.plot(xs, [lv[key] for lv in levels], style, marker="o", label=f"{side} {key[:3]}")
         right.plot(xs, [lv["throughput_per_s"] for lv in levels], style, marker="o", label=side)
     left.axhline(report["raw_onnxruntime"]["p50_ms"], color="grey", linestyle=":", label="raw ORT p50")
-    left.axhline(45, color="red", linestyle=":", label="EdgeInfer read timeout (45 ms)")
+    left.axhline(
+        READ_TIMEOUT_MS, color="red", linestyle=":", label=f"EdgeInfer read timeout ({READ_TIMEOUT_MS:g} ms)"
+    )
     left.set(xscale="log", yscale="log", xlabel="concurrent clients", ylabel="latency (ms)", title="Latency")
     left.set_xticks(CONCURRENCY, [str(x) for x in CONCURRENCY])
     left.legend(fontsize=8)

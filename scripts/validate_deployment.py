@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fleet_runner import DEFAULT_INVENTORY, PlaybookRun, run_playbook
+from fleetops.runner import DEFAULT_INVENTORY, PlaybookRun, run_playbook
 
 COLUMNS = (
     "pi",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bundle_contract.files import METADATA_FILE
+from fleetops.pi_vars import PI_VARS
 from simfleet.paths import project_root
 from simfleet.rootfs import RootfsSpec, ensure_rootfs
 
@@ -57,8 +58,8 @@ CPU part\t: 0xd0b
 CPU revision\t: 1
 
 """
-# Where the role puts runtimes and bundles (group_vars/pis/main.yml: inference_app_root).
-PI_ROOT = "/opt/hailo_pipeline"
+# Where the role puts runtimes and bundles on a Pi.
+PI_ROOT = PI_VARS["inference_app_root"]
 
 
 @dataclass(frozen=True)

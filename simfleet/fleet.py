@@ -28,6 +28,8 @@ FLEET_LABEL = "io.hailo-pipeline.simfleet.fleet"
 CONFIG_LABEL = "io.hailo-pipeline.simfleet.config"
 READY_TIMEOUT_S = 180.0
 POLL_S = 0.3
+# The Pi image's own EdgeInfer, as its compose file (pi_image/pisrv_vapor_docker) publishes it: simfleet
+# checks what it built, not group_vars' edgeinfer_url, which is where the roles expect EdgeInfer.
 EDGEINFER_HEALTHZ = "http://127.0.0.1:8080/healthz"
 TRIXIE_EVERY = 3
 

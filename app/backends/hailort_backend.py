@@ -19,8 +19,12 @@ import numpy as np
 
 from app.backends.base import Backend, BackendError, ChipStatus, Inference, checked_inference
 from app.log_once import log_once
+from bundle_contract.chips import chip_family
+from bundle_contract.metadata import Metadata
+from bundle_contract.normalization import METHOD, NormalizationError, normalization_from
 from bundle_contract.tensors import (
     HEF_INPUT_Z_SCORED,
+    INPUT_CHANNELS,
     LATENT_NAME,
     LATENT_SIZE,
     MOTIF_COUNT,
@@ -41,9 +45,6 @@ SERVICE_ADDRESS_ENV = "HAILORT_SERVICE_ADDRESS"
 # The chip's "Device Architecture" as `hailortcli fw-control identify` prints it (the role passes it in), for
 # when the VDevice cannot identify the chip itself.
 ARCHITECTURE_ENV = "HAILO_PIPELINE_HAILO_ARCHITECTURE"
-# Device Architecture -> the DFC's hw_arch the .hef was compiled for (same table as the hailort role's
-# hailort_chip_refusal filter: Hailo-8 variants, Hailo-8L).
-CHIP_FAMILIES = {"HAILO8": "hailo8", "HAILO8_B0": "hailo8", "HAILO8R": "hailo8", "HAILO8L": "hailo8l"}
 
 
 def import_hailo_platform() -> ModuleType:
@@ -158,7 +159,7 @@ class HailoRTBackend(Backend):
                     "chip_unidentified", f"the VDevice reports chips {sorted(found)}, expected one"
                 )
             architecture = found.pop()
-        family = CHIP_FAMILIES.get(architecture.upper())
+        family = chip_family(architecture)
         if family not in self.hefs:
             raise BackendError(
                 "no_hef_for_chip",
@@ -177,9 +178,11 @@ class HailoRTBackend(Backend):
             {o.name: tuple(o.shape) for o in self._infer_model.outputs}, self.hef_path.name
         )
         self._input_shape = tuple(self._infer_model.input().shape)
-        if int(np.prod(self._input_shape)) != 900 or self._input_shape[-1] != self._mean.size:
+        rows, channels = WINDOW_SHAPE
+        if int(np.prod(self._input_shape)) != rows * channels or self._input_shape[-1] != self._mean.size:
             raise BackendError(
-                "bad_model", f"{self.hef_path.name} input shape {self._input_shape} is not NHWC 100x9"
+                "bad_model",
+                f"{self.hef_path.name} input shape {self._input_shape} is not NHWC {rows}x{channels}",
             )
         self._output_shapes = {
             name: tuple(self._infer_model.output(name).shape)
@@ -338,7 +341,7 @@ def service_hint(exc: Exception, params: Any) -> str:
     )
 
 
-def hef_z_score(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def hef_z_score(metadata: Metadata) -> tuple[np.ndarray, np.ndarray]:
     """The per-channel (mean, std) to apply in front of the HEF; ``BackendError`` when the bundle declares
     another HEF input contract or has no usable normalization (guessing would feed the chip wrong values)."""
     hef_input = metadata.get("model", {}).get("hef_input")
@@ -349,23 +352,15 @@ def hef_z_score(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
             f"model_metadata.json model.hef_input.values is {declared!r}; this app feeds the HEF only "
             f"{HEF_INPUT_Z_SCORED!r} input (rebuild the bundle with this release's compile)",
         )
-    normalization = metadata.get("normalization")
-    mean = std = np.empty(0, np.float32)
-    if isinstance(normalization, dict) and normalization.get("method") == "z_score_per_channel":
-        try:
-            mean = np.asarray(normalization.get("mean"), dtype=np.float32)
-            std = np.asarray(normalization.get("std"), dtype=np.float32)
-        except (TypeError, ValueError):
-            pass
-    channels = WINDOW_SHAPE[1]
-    finite = bool(np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all())
-    if not (finite and mean.shape == std.shape == (channels,)):
+    try:
+        normalization = normalization_from(metadata.get("normalization"), "bundle")
+    except NormalizationError as exc:
         raise BackendError(
             "bad_model",
-            f"model_metadata.json normalization must be z_score_per_channel with {channels} finite mean "
-            f"and {channels} finite std values > 0 to feed the HEF",
-        )
-    return mean, std
+            f"model_metadata.json normalization must be {METHOD} with {INPUT_CHANNELS} finite mean "
+            f"and {INPUT_CHANNELS} finite std values > 0 to feed the HEF ({exc})",
+        ) from None
+    return np.asarray(normalization.mean, np.float32), np.asarray(normalization.std, np.float32)
 
 
 def output_roles(shapes: dict[str, tuple[int, ...]], hef_name: str) -> tuple[str, str]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from app.backends.base import Backend, BackendError
 from app.config import AppConfig
 from bundle_contract.files import ONNX_ONLY, hefs
+from bundle_contract.metadata import Metadata
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Choice:
     reason: str
 
 
-def choose_backend(config: AppConfig, metadata: dict[str, Any], device_node: Path = DEVICE_NODE) -> Choice:
+def choose_backend(config: AppConfig, metadata: Metadata, device_node: Path = DEVICE_NODE) -> Choice:
     files = hefs(metadata)
     if config.backend == "onnxruntime":
         return Choice("onnxruntime", "requested (HAILO_PIPELINE_BACKEND / --backend onnxruntime)")
@@ -76,7 +76,7 @@ def cpu_fallback(config: AppConfig, why: str) -> Choice:
     )
 
 
-def create_backend(choice: Choice, config: AppConfig, metadata: dict[str, Any]) -> Backend:
+def create_backend(choice: Choice, config: AppConfig, metadata: Metadata) -> Backend:
     model = metadata["model"]
     if choice.backend == "hailort":
         from app.backends.hailort_backend import HailoRTBackend, hef_z_score

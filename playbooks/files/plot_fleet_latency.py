@@ -1,7 +1,8 @@
 """Per-Pi latency plot for the fleet report: health-check latency and, where benchmark.yml ran, p50/p95/p99.
 
-The y axis is logarithmic: a Pi answers in a few ms while EdgeInfer's budget is 45 ms, and on a linear axis
-the bars that matter shrink to slivers under the budget line. Every bar is labelled with its value.
+The y axis is logarithmic: a Pi answers in a few ms while EdgeInfer's budget (its read timeout) is tens of
+ms, and on a linear axis the bars that matter shrink to slivers under the budget line. Every bar is labelled
+with its value.
 
 python playbooks/files/plot_fleet_latency.py reports/latest/fleet_report.json reports/latest/latency.png
 """
@@ -20,8 +21,8 @@ matplotlib.use("Agg")  # files only: no display on a control host or in CI
 import matplotlib.pyplot as plt  # after use(): the backend is chosen before pyplot loads
 from matplotlib.figure import Figure
 
-# EdgeInfer's HTTP read timeout: a slower answer is a failure for it (docs/EDGEINFER_CONTRACT.md).
-EDGEINFER_BUDGET_MS = 45.0
+from fleetops.edgeinfer import READ_TIMEOUT_MS
+
 # Lowest y shown: below any real answer time, so every measured bar has a visible height on the log axis.
 AXIS_FLOOR_MS = 0.5
 SERIES = (
@@ -46,7 +47,7 @@ def latency_series(report: dict[str, Any]) -> tuple[list[str], dict[str, list[fl
 def y_top(series: dict[str, list[float | None]]) -> float:
     """Top of the axis: room above the budget line and above the slowest bar and its label."""
     measured = [value for values in series.values() for value in values if value is not None]
-    return max([EDGEINFER_BUDGET_MS, *measured]) * 2.0
+    return max([READ_TIMEOUT_MS, *measured]) * 2.0
 
 
 def figure(report: dict[str, Any]) -> Figure:
@@ -62,11 +63,13 @@ def figure(report: dict[str, Any]) -> Figure:
         for x, value in zip(xs, values, strict=True):
             text = "n/a" if value is None else f"{value:.1f}"
             ax.text(x, value or AXIS_FLOOR_MS * 1.1, text, ha="center", va="bottom", fontsize=7)
-    ax.axhline(EDGEINFER_BUDGET_MS, color="red", linestyle="--", linewidth=1, label="EdgeInfer budget 45 ms")
+    budget = f"EdgeInfer budget {READ_TIMEOUT_MS:g} ms"
+    ax.axhline(READ_TIMEOUT_MS, color="red", linestyle="--", linewidth=1, label=budget)
     ax.set_yscale("log")
-    ax.set_ylim(AXIS_FLOOR_MS, y_top(series))
-    ticks = [tick for tick in (1, 2, 5, 10, 20, 45, 100, 200, 500, 1000) if tick < y_top(series)]
-    ax.set_yticks(ticks, [str(tick) for tick in ticks])
+    top = y_top(series)
+    ax.set_ylim(AXIS_FLOOR_MS, top)
+    ticks = sorted(tick for tick in {1, 2, 5, 10, 20, READ_TIMEOUT_MS, 100, 200, 500, 1000} if tick < top)
+    ax.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
     ax.minorticks_off()
     ax.set_xticks([pos + width * (len(series) - 1) / 2 for pos in range(len(names))], names)
     ax.set_ylabel("latency, ms (log scale)")

@@ -1,8 +1,8 @@
 """Build the fleet report (JSON + markdown) from what the plays learned about each Pi (Ansible filters).
 
 Inputs per host are facts set by the roles: `health_report` (health), `fleet_deploy` (fleet_run's record of
-the Pi's outcome), hailort's accelerator facts and `fleet_benchmark` (benchmark). A host the run never
-reached has none of them: it is reported unreachable, never healthy.
+the Pi's outcome), hailort's accelerator facts and `fleet_benchmark` (benchmark: its seed targets, judged).
+A host the run never reached has none of them: it is reported unreachable, never healthy.
 """
 
 from __future__ import annotations
@@ -10,23 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# The seed's resource targets (issue 6): measured value `op` `limit` means met.
-SEED_TARGETS: tuple[dict[str, Any], ...] = (
-    {"key": "latency_p95_ms", "title": "inference < 50 ms per window (p95)", "op": "<", "limit": 50.0},
-    {"key": "latency_p99_ms", "title": "EdgeInfer budget: p99 <= 45 ms", "op": "<=", "limit": 45.0},
-    {"key": "rss_mb", "title": "app memory < 512 MB", "op": "<", "limit": 512.0},
-    {"key": "hailo_utilization_pct", "title": "Hailo utilization > 80% under load", "op": ">", "limit": 80.0},
-    {"key": "power_added_w", "title": "power < 5 W added", "op": "<", "limit": 5.0},
-    {"key": "soc_temp_c", "title": "SoC temperature < 70 °C", "op": "<", "limit": 70.0},
-    {"key": "success_pct", "title": "99%+ successful inferences", "op": ">=", "limit": 99.0},
-)
+try:
+    from bundle_contract.files import ONNX_ONLY
+    from fleetops.edgeinfer import READ_TIMEOUT_MS
+except ImportError as exc:  # Ansible's interpreter is not the project's venv
+    raise ImportError(
+        "the fleet report needs this project's packages (bundle_contract, fleetops): run ansible-playbook "
+        "from the project's venv (make setup)"
+    ) from exc
 
-_COMPARE = {
-    "<": lambda value, limit: value < limit,
-    "<=": lambda value, limit: value <= limit,
-    ">": lambda value, limit: value > limit,
-    ">=": lambda value, limit: value >= limit,
-}
+# The report's own outcomes, for a Pi no play left a final record for; roles/fleet_run/meta/argument_specs.yml
+# says what they mean, with the outcomes plays record.
+CHECKED = "checked"
+UNREACHABLE = "unreachable"
 
 
 def _backend_kind(app_backend: str | None, bundle_kind: str | None = None) -> str | None:
@@ -36,78 +32,7 @@ def _backend_kind(app_backend: str | None, bundle_kind: str | None = None) -> st
         return None
     if app_backend == "hailort":
         return "hailo"
-    return "cpu (onnx-only)" if bundle_kind == "onnx-only" else "cpu"
-
-
-def seed_target_status(measured: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Judge each seed target from `measured` = {key: number | {"reason": why not measurable}}.
-
-    Missing keys are "not_measurable" with a generic reason; nothing is guessed.
-    """
-    status: dict[str, dict[str, Any]] = {}
-    for target in SEED_TARGETS:
-        value = measured.get(target["key"])
-        entry: dict[str, Any] = {"title": target["title"], "limit": target["limit"], "op": target["op"]}
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            reason = value.get("reason") if isinstance(value, Mapping) else None
-            entry.update(
-                status="not_measurable", value=None, reason=reason or "no measurement from this host"
-            )
-        else:
-            met = _COMPARE[target["op"]](float(value), target["limit"])
-            entry.update(status="met" if met else "not_met", value=float(value), reason=None)
-        status[target["key"]] = entry
-    return status
-
-
-def benchmark_measurements(
-    load: Mapping[str, Any] | None,
-    hailortcli_run: Mapping[str, Any] | None,
-    hailortcli_benchmark: Mapping[str, Any] | None,
-    accelerator_present: bool,
-    hailortcli_error: str | None = None,
-) -> dict[str, Any]:
-    """The figures the seed targets are judged on, each a number or {"reason": why it was not measured}.
-
-    `load` is the on-Pi load run's JSON (roles/benchmark/files/load_run.py); the hailortcli dicts come
-    from the hailortcli filters: None when it did not run (no accelerator) or failed (`hailortcli_error`).
-    """
-    measured: dict[str, Any] = {}
-    no_load = {"reason": "the on-Pi load run did not complete"}
-    if load:
-        measured["latency_p95_ms"] = load.get("latency_p95_ms") or {"reason": "no successful request"}
-        measured["latency_p99_ms"] = load.get("latency_p99_ms") or {"reason": "no successful request"}
-        measured["success_pct"] = load.get("success_pct")
-        after = load.get("after") or {}
-        measured["rss_mb"] = after.get("rss_mb") or {"reason": "the app service's MainPID was not found"}
-        measured["soc_temp_c"] = after.get("soc_temp_c") or {
-            "reason": "no thermal zone under /sys/class/thermal on this host"
-        }
-    else:
-        for key in ("latency_p95_ms", "latency_p99_ms", "success_pct", "rss_mb", "soc_temp_c"):
-            measured[key] = no_load
-    if not accelerator_present:
-        chip = {"reason": "no Hailo accelerator on this host"}
-        measured["hailo_utilization_pct"] = chip
-        measured["power_added_w"] = {"reason": "no Hailo accelerator (its power sensor is the only one read)"}
-        return measured
-    if hailortcli_error:
-        failed = {"reason": f"hailortcli failed: {hailortcli_error}"}
-        measured["hailo_utilization_pct"] = failed
-        measured["power_added_w"] = failed
-        return measured
-    fps_hw = (hailortcli_benchmark or {}).get("fps_hw_only")
-    rate = (load or {}).get("rate_per_s")
-    if fps_hw and rate:
-        # Share of the chip's hardware-only throughput that the app's load run used.
-        measured["hailo_utilization_pct"] = 100.0 * rate / fps_hw
-    else:
-        measured["hailo_utilization_pct"] = {
-            "reason": "needs both hailortcli benchmark FPS and the load-run rate"
-        }
-    power = (hailortcli_run or {}).get("power_avg_w") or (hailortcli_benchmark or {}).get("power_avg_w")
-    measured["power_added_w"] = power or {"reason": "the board has no power sensor hailortcli can read"}
-    return measured
+    return f"cpu ({ONNX_ONLY})" if bundle_kind == ONNX_ONLY else "cpu"
 
 
 def _p50(latency: Any) -> float | None:
@@ -160,9 +85,7 @@ def host_entry(
         "latency_ms": _p50(health.get("latency_ms")),
         "edgeinfer_latency_ms": _p50(health.get("edgeinfer_latency_ms")),
         "rolled_back": bool(deploy.get("rolled_back", False)),
-        "outcome": "unreachable"
-        if lost
-        else deploy.get("outcome") or ("checked" if reached else "unreachable"),
+        "outcome": UNREACHABLE if lost else deploy.get("outcome") or (CHECKED if reached else UNREACHABLE),
         "failure": deploy.get("failure"),
         "problems": [f"{name}: {details.get(name, 'failed')}" for name, ok in checks.items() if not ok],
         "hailort_versions": host_vars.get("hailort_versions") or None,
@@ -178,7 +101,7 @@ def host_entry(
         )
     if benchmark:
         entry["benchmark"] = dict(benchmark)
-        entry["targets"] = seed_target_status(benchmark.get("measured") or {})
+        entry["targets"] = dict(benchmark.get("measured") or {})
     return entry
 
 
@@ -218,7 +141,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Pi", "inventory name"),
     ("OS", "the Pi's operating system (its /etc/os-release), as read by the run"),
     ("Python", "the CPython its venvs are built with: with the architecture, which runtime the Pi gets"),
-    ("outcome", "what this run did: deployed, rolled_back, stub_mode, failed, checked, unreachable, ..."),
+    ("outcome", "what this run did to the Pi (roles/fleet_run/meta/argument_specs.yml says what each means)"),
     ("healthy", "every health check passed (app /healthz, golden window through the app and EdgeInfer)"),
     (
         "EdgeInfer real model",
@@ -234,7 +157,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     (
         "backend",
         "hailo: the Hailo chip (the .hef for its family); cpu: ONNX Runtime on the Pi's CPU; "
-        "cpu (onnx-only): the bundle was built without Hailo's DFC, so every Pi runs ONNX Runtime",
+        f"cpu ({ONNX_ONLY}): the bundle was built without Hailo's DFC, so every Pi runs ONNX Runtime",
     ),
     ("accelerator", "Hailo device found on PCIe, or none"),
     ("firmware", "Hailo firmware version"),
@@ -242,7 +165,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("app latency ms", "median of {calls} health-check calls to the app's /infer, on the Pi"),
     (
         "EdgeInfer latency ms",
-        "median of {calls} health-check calls through EdgeInfer (its read timeout: 45 ms)",
+        f"median of {{calls}} health-check calls through EdgeInfer (read timeout {READ_TIMEOUT_MS:g} ms)",
     ),
     ("rolled back", "this run put the Pi back on its previous release (or EdgeInfer on its stub)"),
 )
@@ -362,6 +285,4 @@ class FilterModule:
         return {
             "fleet_report": fleet_report,
             "fleet_report_markdown": fleet_report_markdown,
-            "seed_target_status": seed_target_status,
-            "benchmark_measurements": benchmark_measurements,
         }

@@ -121,6 +121,16 @@ def test_the_double_gives_wrong_latents_for_raw_input(
         ({}, {"method": "z_score_per_channel", "mean": [0] * 8, "std": [1] * 9}, "9 finite mean"),
         ({}, {"method": "z_score_per_channel", "mean": [0] * 9, "std": [1] * 8 + [0]}, "std values > 0"),
         ({}, {"method": "z_score_per_channel", "mean": ["a"] * 9, "std": [1] * 9}, "9 finite mean"),
+        (
+            {},
+            {
+                "method": "z_score_per_channel",
+                "mean": [0] * 9,
+                "std": [1] * 9,
+                "channel_order": list("abcdefghi"),
+            },
+            "channel_order",
+        ),
     ],
 )
 def test_an_unknown_hef_input_contract_is_refused(
@@ -549,15 +559,16 @@ def test_close_frees_the_chip_even_with_a_run_in_flight(
 
 
 @pytest.mark.parametrize(
-    ("hef", "kind"),
+    ("hef", "kind", "words"),
     [
-        ({"input_shape": [1, 50, 9]}, "bad_model"),  # refused by the backend after the InferModel exists
-        ({"outputs": {"a": {"source": "latent_embeddings", "shape": [64]}}}, "bad_model"),
-        ({"test_double_hef": False}, "device_error"),  # refused by HailoRT
+        # refused by the backend after the InferModel exists
+        ({"input_shape": [1, 50, 9]}, "bad_model", "input shape (1, 50, 9) is not NHWC 100x9"),
+        ({"outputs": {"a": {"source": "latent_embeddings", "shape": [64]}}}, "bad_model", "outputs"),
+        ({"test_double_hef": False}, "device_error", "HailoRT could not load"),  # refused by HailoRT
     ],
 )
 def test_a_failed_load_lets_go_of_the_chip(
-    double: ModuleType, hailo_bundle: Path, tmp_path: Path, hef: dict, kind: str
+    double: ModuleType, hailo_bundle: Path, tmp_path: Path, hef: dict, kind: str, words: str
 ) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(hailo_bundle, bundle)
@@ -565,7 +576,7 @@ def test_a_failed_load_lets_go_of_the_chip(
     (bundle / "tcn_encoder_hailo8.hef").write_text(json.dumps({**spec, **hef}))
     with pytest.raises(BackendError) as caught:
         loaded(bundle)
-    assert caught.value.kind == kind
+    assert caught.value.kind == kind and words in str(caught.value)
     assert double_events(tmp_path / "events.jsonl")[-1]["event"] == "release"
     loaded(hailo_bundle).close()  # the chip is free for the next load in this process
 

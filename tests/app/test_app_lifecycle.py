@@ -79,9 +79,10 @@ def test_missing_bundle_is_a_clear_error() -> None:
         (lambda tmp: tmp, "model_metadata.json: missing"),
         (lambda tmp: (tmp / "model_metadata.json").write_text("{broken") and tmp, "invalid JSON"),
         (lambda tmp: (tmp / "model_metadata.json").write_text("[1]") and tmp, "must hold a JSON object"),
+        (lambda tmp: (tmp / "model_metadata.json").write_text("{}") and tmp, "lacks 'schema_version'"),
         (lambda tmp: (tmp / "file").write_text("x") and tmp / "file", "is not a folder"),
     ],
-    ids=["missing", "empty folder", "broken metadata", "metadata not an object", "a file"],
+    ids=["missing", "empty folder", "broken metadata", "metadata not an object", "metadata keys", "a file"],
 )
 def test_a_path_that_is_no_bundle_exits_naming_it(tmp_path: Path, make: Callable, words: str) -> None:
     path = make(tmp_path)

@@ -128,6 +128,20 @@ def test_metadata_without_golden_window_is_an_error(
 ) -> None:
     bad = tmp_path / "model_metadata.json"
     bad.write_text(json.dumps({"model": {}}))
-    assert main(["--metadata", str(bad), "--out", str(tmp_path / "e.prom")]) == 2
+    argv = [
+        "--metadata",
+        str(bad),
+        "--edgeinfer-url",
+        "http://127.0.0.1:9/infer",
+        "--out",
+        str(tmp_path / "e.prom"),
+    ]
+    assert main(argv) == 2
     assert "no golden window" in capsys.readouterr().err
     assert not (tmp_path / "e.prom").exists()
+
+
+def test_edgeinfer_url_is_required(tmp_path: Path, metadata: Path) -> None:
+    # The unit passes the fleet's EdgeInfer URL; the watch writes none of its own.
+    with pytest.raises(SystemExit):
+        main(["--metadata", str(metadata), "--out", str(tmp_path / "e.prom")])

@@ -1,4 +1,4 @@
-"""bundle_contract.golden: the one golden-window judgment (app warm-up, golden_check.py, the watch)."""
+"""bundle_contract.golden: the one golden-window judgment (app warm-up, health gate filter, the watch)."""
 
 from __future__ import annotations
 

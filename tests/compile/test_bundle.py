@@ -83,6 +83,14 @@ def test_bad_metadata_is_named(bundle_copy: Path, content: str | None, reason: s
     assert "\n" not in str(error.value)
 
 
+def test_metadata_lacking_a_key_readers_need_is_named(bundle_copy: Path):
+    metadata = json.loads((bundle_copy / METADATA_FILE).read_text())
+    del metadata["golden"]
+    (bundle_copy / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match=r"model_metadata\.json: lacks 'golden'$"):
+        verify_bundle(bundle_copy)
+
+
 def test_listed_path_outside_the_folder_is_rejected(bundle_copy: Path):
     metadata = json.loads((bundle_copy / METADATA_FILE).read_text())
     metadata["files"]["../escape"] = {"sha256": "0" * 64, "size": 1}
@@ -96,14 +104,19 @@ def test_missing_folder(tmp_path: Path):
         verify_bundle(tmp_path / "nope")
 
 
-def _module_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+# The Pi's entry (the release venv) and the control host's (inference_app's preflight): one main, one answer.
+ENTRIES = ["app.bundle", "bundle_contract.files"]
+
+
+def _module_cli(repo: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.bundle", *args], cwd=repo, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", module, *args], cwd=repo, capture_output=True, text=True, timeout=60
     )
 
 
-def test_cli_prints_summary_for_intact_bundle(bundle_copy: Path, repo_root: Path):
-    result = _module_cli(repo_root, str(bundle_copy))
+@pytest.mark.parametrize("module", ENTRIES)
+def test_cli_prints_summary_for_intact_bundle(bundle_copy: Path, repo_root: Path, module: str):
+    result = _module_cli(repo_root, module, str(bundle_copy))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary == {
@@ -115,11 +128,29 @@ def test_cli_prints_summary_for_intact_bundle(bundle_copy: Path, repo_root: Path
     }
 
 
-def test_cli_exit_1_with_reason_for_damaged_bundle(bundle_copy: Path, repo_root: Path):
+@pytest.mark.parametrize("module", ENTRIES)
+def test_cli_exit_1_with_reason_for_damaged_bundle(bundle_copy: Path, repo_root: Path, module: str):
     (bundle_copy / "extra.bin").write_bytes(b"x")
-    result = _module_cli(repo_root, str(bundle_copy))
+    result = _module_cli(repo_root, module, str(bundle_copy))
     assert result.returncode == 1
     assert result.stdout == ""
     assert "extra.bin" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_preflight_names_the_damaged_file_and_its_sha256(bundle_copy: Path, repo_root: Path):
+    # What inference_app's preflight puts in its refusal (the fleet fault test looks for these words).
+    onnx_file = bundle_copy / "tcn_encoder.onnx"
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    result = _module_cli(repo_root, "bundle_contract.files", str(bundle_copy))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"bundle invalid: {onnx_file}: sha256 ")
+
+
+@pytest.mark.parametrize("module", ENTRIES)
+def test_cli_usage_names_its_entry(repo_root: Path, module: str):
+    result = _module_cli(repo_root, module)
+    assert result.returncode == 2 and result.stderr == f"usage: python -m {module} BUNDLE_DIR\n"

@@ -10,8 +10,9 @@ import pytest
 
 from bundle_contract.files import verify_bundle
 from bundle_contract.input_ranges import default_ranges
+from bundle_contract.metadata import Golden, Metadata, Model
 from compile.build import BuildOptions, build, tool_versions
-from compile.bundle import bundle_version
+from compile.bundle import bundle_version, write_metadata
 from compile.errors import CompileError
 from compile.export import EXPORTER_VERSION
 from compile.reference_windows import synthetic_window, synthetic_windows
@@ -56,6 +57,23 @@ def test_metadata_has_the_design_keys(bundle_fixture: str, request: pytest.Fixtu
     assert metadata["motifs"]["count"] == 12 and len(metadata["motifs"]["prototypes"]) == 12
     assert metadata["motifs"]["temperature"] > 0
     assert metadata["tools"]["hailo_sdk_client"] is None
+
+
+def test_the_metadata_written_is_the_contracts_schema(default_bundle: Path):
+    """compile writes the keys bundle_contract.metadata describes, in its order and no more: a new field is
+    added there first."""
+    metadata = verify_bundle(default_bundle)
+    assert list(metadata) == list(Metadata.__annotations__)
+    assert list(metadata["model"]) == list(Model.__annotations__)
+    assert list(metadata["golden"]) == list(Golden.__annotations__)
+
+
+def test_metadata_lacking_a_schema_key_is_never_written(tmp_path: Path):
+    (tmp_path / "tcn_encoder.onnx").write_bytes(b"onnx")
+    metadata: Any = {key: {} for key in Metadata.__annotations__ if key != "golden"}
+    with pytest.raises(CompileError, match=r"model_metadata\.json: the metadata written lacks 'golden'"):
+        write_metadata(tmp_path, metadata)
+    assert not (tmp_path / "model_metadata.json").exists()
 
 
 def test_default_bundle_is_labelled_untrained(default_bundle: Path):

@@ -14,7 +14,7 @@ from compile.export import HAILO_INPUT_NAME, INPUT_NAME, OPSET, build_onnx, enco
 from compile.int8_check import int8_proxy, quantize_dfc_input
 from compile.load import load_source
 from compile.motifs import fit_motifs
-from compile.normalization import default_normalization, load_normalization
+from compile.normalization import default_normalization, load_normalization, z_score
 from compile.reference_windows import synthetic_windows
 from compile.verify import MIN_WINDOWS, run_exported, verify_export
 
@@ -197,7 +197,7 @@ def test_int8_proxy_quantizes_the_z_scored_input_as_the_chip_does(default_parts,
     (q_input,) = [
         n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == HAILO_INPUT_NAME
     ]
-    z = normalization.z_score(windows)
+    z = z_score(normalization, windows)
     step = (max(z.max(), 0.0) - min(z.min(), 0.0)) / 255  # ONNX Runtime's uint8 range always includes 0
     assert values[q_input.input[1]].shape == ()
     assert values[q_input.input[1]] == pytest.approx(step, rel=1e-4)

@@ -8,6 +8,7 @@ import pytest
 
 from app.backends.hailort_backend import hef_z_score
 from bundle_contract.files import verify_bundle
+from bundle_contract.metadata import HefEntry
 from bundle_contract.tensors import HEF_INPUT
 from compile import dfc_probe, hailo_compile
 from compile.build import BuildOptions, build, plan
@@ -109,6 +110,7 @@ def test_bundle_with_hef_lists_hef_and_hars(double_bundle: Path):
         }
         for arch in ("hailo8", "hailo8l")
     }
+    assert all(list(entry) == list(HefEntry.__annotations__) for entry in metadata["model"]["hefs"].values())
     assert metadata["tools"]["hailo_sdk_client"] == "3.33.0+test-double"
     assert set(metadata["files"]) == {"tcn_encoder.onnx", "calibration_set.npy"} | {
         name

@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 
 from bundle_contract.input_ranges import InputRanges, default_ranges
+from bundle_contract.tensors import CHANNEL_ORDER
 from compile.errors import CompileError
-from compile.normalization import (
-    CHANNEL_ORDER,
-    default_normalization,
-    load_input_ranges,
-    load_normalization,
-)
+from compile.normalization import default_normalization, load_input_ranges, load_normalization
 from compile.reference_windows import ACTIVITIES, load_windows, synthetic_window, synthetic_windows
 
 
@@ -22,7 +18,7 @@ def test_shared_model_config_matches_the_built_in_defaults(model_config: Path):
     defaults = default_normalization()
     np.testing.assert_allclose(loaded.mean, defaults.mean, rtol=1e-6)
     np.testing.assert_allclose(loaded.std, defaults.std, rtol=1e-6)
-    assert loaded.channel_order == CHANNEL_ORDER
+    assert loaded.to_metadata()["channel_order"] == list(CHANNEL_ORDER)
     assert loaded.source == str(model_config)
 
 
@@ -30,9 +26,20 @@ def test_shared_model_config_matches_the_built_in_defaults(model_config: Path):
     ("section", "reason"),
     [
         (None, "no 'normalization' object"),
-        ({"mean": [0.0] * 8, "std": [1.0] * 9}, "normalization.mean must be a list of 9 numbers"),
-        ({"mean": [0.0] * 9, "std": [1.0] * 8 + ["1"]}, "normalization.std must be a list of 9 numbers"),
-        ({"mean": [0.0] * 9, "std": [1.0] * 10}, "normalization.std must be a list of 9 numbers"),
+        ({"mean": [0.0] * 8, "std": [1.0] * 9}, "normalization.mean must be a list of 9 finite numbers"),
+        (
+            {"mean": [0.0] * 9, "std": [1.0] * 8 + ["1"]},
+            "normalization.std must be a list of 9 finite numbers",
+        ),
+        ({"mean": [0.0] * 9, "std": [1.0] * 10}, "normalization.std must be a list of 9 finite numbers"),
+        (
+            {"mean": [0.0] * 8 + [float("nan")], "std": [1.0] * 9},
+            "normalization.mean must be a list of 9 finite",
+        ),
+        (
+            {"mean": [0.0] * 9, "std": [1.0] * 8 + [True]},
+            "normalization.std must be a list of 9 finite numbers",
+        ),
         ({"mean": [0.0] * 9, "std": [1.0] * 9, "method": "min_max"}, "'min_max' is not supported"),
         ({"mean": [0.0] * 9, "std": [1.0] * 9, "channel_order": list("abcdefghi")}, "channel_order"),
     ],

@@ -6,19 +6,15 @@ inventory) so the demo fleet (`python -m simfleet up`) and other suites' fleets 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fleet_state import E2E_PREFIX, E2E_SUBNET, Fleet, fleet_spec
 
+from fleetops.runner import yield_cpu_to_simulated_pis
 from simfleet import engine, images
 from simfleet import fleet as simfleet
 
-REPO = Path(__file__).resolve().parents[2]
-# The tests drive playbooks with scripts/fleet_runner.py, as the scripts do.
-sys.path.insert(0, str(REPO / "scripts"))
 # The rollout story starts from clean Pis (its first test deploys the old layout): it runs before other files.
 STORY = "test_fleet_rollout.py"
 
@@ -30,8 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Three clean Pis (removed and recreated), so the first deploy starts from scratch."""
-    from fleet_runner import yield_cpu_to_simulated_pis
-
     yield_cpu_to_simulated_pis()
     client = engine.ensure_engine()
     images.build_images(client)

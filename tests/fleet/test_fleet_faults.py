@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_runner import PlaybookRun, run_playbook
 from fleet_state import E2E_PREFIX, ROOT, Fleet, built_release, write_model_config
+
+from fleetops.runner import PlaybookRun, run_playbook
 
 pytestmark = pytest.mark.fleet
 

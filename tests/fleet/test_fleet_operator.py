@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_runner import PlaybookRun, run_playbook
 from fleet_state import E2E_PREFIX, REPO, ROOT, Fleet, built_releases, deploy_plays, write_model_config
+
+from fleetops.runner import PlaybookRun, run_playbook
 
 pytestmark = [
     pytest.mark.fleet,

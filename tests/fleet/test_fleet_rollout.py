@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edgeinfer_traffic import RATE_HZ, Traffic, Verdict
-from fleet_runner import PlaybookRun, run_playbook
 from fleet_state import (
     E2E_PREFIX,
     REPO,
@@ -35,6 +33,9 @@ from fleet_state import (
     deploy_plays,
     write_model_config,
 )
+
+from fleetops.runner import PlaybookRun, run_playbook
+from simfleet.traffic import RATE_HZ, Traffic, Verdict
 
 pytestmark = pytest.mark.fleet
 

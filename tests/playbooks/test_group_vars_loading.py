@@ -3,7 +3,8 @@ playbook, which for playbooks/*.yml is playbooks/: the playbooks/group_vars syml
 
 import json
 
-from fleet_runner import REPO, run_playbook
+from fleetops import REPO
+from fleetops.runner import run_playbook
 
 
 def test_report_playbook_sees_root_group_vars(tmp_path):

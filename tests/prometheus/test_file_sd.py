@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# The port the plays give every Pi: file_sd reads the inventory with the repository's group_vars, as they do.
+PORT = yaml.safe_load((ROOT / "group_vars/pis/main.yml").read_text())["inference_app_metrics_port"]
 sys.path.insert(0, str(ROOT / "prometheus"))
 
 from file_sd import main, newest_manifest  # noqa: E402  (prometheus/ is a folder of tools, not a package)
@@ -41,11 +44,23 @@ def test_one_target_per_pi_with_address_port_and_expected_version(tmp_path: Path
     assert main(["-i", str(inventory), "--out", str(out), "--release", str(release)]) == 0
     expected = {"expected_version": "tcn-aaaaaaaaaaaa"}
     assert json.loads(out.read_text()) == [
-        {"targets": ["192.0.2.10:9101"], "labels": {"pi": "pi-a", **expected}},
+        {"targets": [f"192.0.2.10:{PORT}"], "labels": {"pi": "pi-a", **expected}},
         {"targets": ["192.0.2.11:9200"], "labels": {"pi": "pi-b", **expected}},
-        {"targets": ["pi-c:9101"], "labels": {"pi": "pi-c", **expected}},
+        {"targets": [f"pi-c:{PORT}"], "labels": {"pi": "pi-c", **expected}},
     ]
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_host_outside_the_pis_needs_a_port_given(tmp_path: Path, capsys) -> None:
+    # group_vars/pis sets the port of the Pis only: other hosts take --port, or are refused by name.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(INVENTORY)
+    out = tmp_path / "targets.json"
+    assert main(["-i", str(inventory), "--out", str(out), "--group", "other"]) == 1
+    assert "laptop has no inference_app_metrics_port" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["-i", str(inventory), "--out", str(out), "--group", "other", "--port", "9300"]) == 0
+    assert json.loads(out.read_text())[0]["targets"] == ["192.0.2.99:9300"]
 
 
 def test_the_newest_kind_manifest_names_the_expected_version(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """benchmark_fleet's verdicts on the rollout targets from measured wall times."""
 
 from benchmark_fleet import busy_pct, cpu_times, disk_delta, fallback_summary, fallback_total, judge
-from edgeinfer_traffic import Verdict
+
+from simfleet.traffic import Verdict
 
 
 def test_targets_met_not_met_and_not_measured():

@@ -1,7 +1,8 @@
 """validate_deployment's per-host rows and table, from an ansible-runner event stream and stats."""
 
-from fleet_runner import PlaybookRun
 from validate_deployment import format_table, validation_rows
+
+from fleetops.runner import PlaybookRun
 
 
 def _fact_event(host, report):

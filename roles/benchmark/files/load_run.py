@@ -1,9 +1,10 @@
-"""Bounded load run against the deployed inference app, from the Pi itself (copied and run by benchmark.yml).
+"""Bounded load run against the deployed inference app, from the Pi itself (copied there by roles/benchmark).
 
 Posts real raw windows (the bundle's calibration set, else its golden window) to the app's /infer with a
 fixed request count, a fixed concurrency and a hard time limit, and prints one JSON object: latency
 percentiles, rate, success ratio, and the service's RSS and the SoC temperature before and after.
-Standard library only, so it runs under any python3; numpy reads the .npy calibration set when present.
+Runs with the release venv's python: numpy reads the calibration set, bundle_contract (in the app wheel)
+names the bundle's files and the answer's sizes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from bundle_contract.files import CALIBRATION_FILE, METADATA_FILE
+from bundle_contract.tensors import LATENT_SIZE, MOTIF_COUNT
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -50,17 +56,14 @@ def summarize(latencies_ms: list[float], failures: int, wall_s: float) -> dict[s
 
 
 def load_windows(bundle: Path, limit: int) -> list[list[list[float]]]:
-    """Real windows from the bundle: calibration_set.npy when numpy can read it, else the golden window."""
-    calibration = bundle / "calibration_set.npy"
+    """Real windows from the bundle: its calibration set when numpy can read it, else the golden window."""
     try:
-        import numpy as np  # optional: in the release venv, maybe not in a bare python3
-
-        windows = np.load(calibration)[:limit]
+        windows = np.load(bundle / CALIBRATION_FILE)[:limit]
         if len(windows):
             return [window.tolist() for window in windows]
-    except (ImportError, OSError, ValueError):
+    except (OSError, ValueError):
         pass
-    metadata = json.loads((bundle / "model_metadata.json").read_text())
+    metadata = json.loads((bundle / METADATA_FILE).read_text())
     return [metadata["golden"]["window"]]
 
 
@@ -131,7 +134,8 @@ def run_load(
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
                     answer = json.loads(response.read())
-                if len(answer.get("latent", [])) != 64 or len(answer.get("motif_scores", [])) != 12:
+                latent, motifs = answer.get("latent", []), answer.get("motif_scores", [])
+                if len(latent) != LATENT_SIZE or len(motifs) != MOTIF_COUNT:
                     error = "bad answer shape"
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 error = type(exc).__name__

@@ -6,13 +6,17 @@ so the role reads ``apt-cache policy`` instead of pinning a version it hopes is 
 one at or under ``hailort_version``. libhailort refuses a driver of another version
 (HAILO_INVALID_DRIVER_VERSION, "Driver version ... is different from library version"), and the firmware comes
 from the same release (``hailofw``), so the three must agree.
+A chip's family is bundle_contract.chips' (the app picks its .hef by the same table).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from types import ModuleType
 from typing import Any
 
+from ansible.errors import AnsibleFilterError
 from ansible.module_utils.compat.version import LooseVersion
 
 _PACKAGE = re.compile(r"^(\S+):\s*$")
@@ -100,17 +104,26 @@ def hailort_install_plan(
     return {"install": install, "specs": specs, "missing": missing, "offered": offered}
 
 
-# `hailortcli fw-control identify` "Device Architecture" → the DFC's hw_arch (ClientRunner(hw_arch=...)).
-_CHIP_FAMILIES = {"HAILO8": "hailo8", "HAILO8_B0": "hailo8", "HAILO8R": "hailo8", "HAILO8L": "hailo8l"}
+def _chips() -> ModuleType:
+    """bundle_contract.chips, the one table of chip families. The filters run on the control host, where the
+    project is installed in the venv ansible-playbook runs from (`make setup`)."""
+    try:
+        return importlib.import_module("bundle_contract.chips")
+    except ImportError as exc:
+        raise AnsibleFilterError(
+            f"the hailort role's chip filters need the project's bundle_contract package ({exc}): run "
+            "ansible-playbook from the project's venv (.venv/bin/ansible-playbook after `make setup`)"
+        ) from exc
 
 
 def hailort_chip_family(architecture: str | None) -> str:
     """``HAILO8L`` -> ``hailo8l``: the family whose .hef the bundle has for this chip ('' when unknown)."""
-    return _CHIP_FAMILIES.get(str(architecture or "").upper(), "")
+    return _chips().chip_family(architecture) or ""
 
 
-def hailort_chip_refusal(architecture: str | None, families: list[str]) -> str:
-    """Why this Pi's chip cannot serve the fleet's bundle ('' when it can, or when there is no chip)."""
+def hailort_chip_refusal(architecture: str | None, families: list[str] | None) -> str:
+    """Why this Pi's chip cannot serve the fleet's bundle ('' when it can, or when there is no chip);
+    ``families`` None: the families a build makes by default."""
     if not architecture:
         return ""
     if architecture.upper().startswith("HAILO10"):
@@ -119,7 +132,9 @@ def hailort_chip_refusal(architecture: str | None, families: list[str]) -> str:
             "own packages (h10-hailort, hailo-h10-all) and needs a .hef from DFC 5.x; this project builds "
             "for Hailo-8/8L (DFC 3.33, HailoRT 4.23), so the Pi is refused rather than failing later"
         )
-    family = _CHIP_FAMILIES.get(architecture.upper())
+    chips = _chips()
+    families = list(chips.DEFAULT_CHIP_FAMILIES) if families is None else families
+    family = chips.chip_family(architecture)
     if family is None or family not in families:
         return (
             f"the chip is a {architecture} ({family or 'unknown family'}), not in hailort_chip_families "

@@ -152,14 +152,10 @@ def release_switch(
             raise ValueError(f"release {target} is not complete under {root}/releases (no RELEASE.json)")
         history = _moved(history, target, action, keep)
     if not check_mode:
-        # current first: it is what the app follows, and history only describes it. A crash between the two
-        # leaves history one switch behind, which the next run's reconcile restores with nothing lost
-        # (history's current is exactly the release the switch came from); the other order would record a
-        # switch that never happened, and its repair would lose the previous release.
+        # current first: history only describes it. A crash between the two leaves history one switch behind,
+        # which the next reconcile restores; the other order could record a switch that never happened.
         if switched:
-            # The target's files (RELEASE.json, its bundle and runtime, the renames that put them in place)
-            # were written by Ansible without fsync: on disk first, so the durable link never names a lost
-            # release (ext4 may keep a new file's data in memory well after its rename is committed).
+            # Ansible wrote the release without fsync: on disk before the durable link names it.
             os.sync()
             _link_current(root, target)
         if switched or repaired:

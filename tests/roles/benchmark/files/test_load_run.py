@@ -5,7 +5,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from load_run import percentile, run_load, summarize
+from load_run import load_windows, percentile, run_load, summarize
+
+from bundle_contract.files import METADATA_FILE
+from bundle_contract.tensors import WINDOW_SHAPE
 
 
 def test_nearest_rank_percentiles():
@@ -71,3 +74,15 @@ def test_run_load_counts_refused_connections_as_failures():
     assert result["failed"] == 3
     assert result["succeeded"] == 0
     assert result["latency_p50_ms"] is None
+
+
+def test_windows_come_from_the_bundles_calibration_set(default_bundle):
+    windows = load_windows(default_bundle, limit=3)
+    assert len(windows) == 3
+    assert all((len(window), len(window[0])) == WINDOW_SHAPE for window in windows)
+
+
+def test_without_a_readable_calibration_set_the_golden_window_is_sent(tmp_path):
+    window = [[0.5] * WINDOW_SHAPE[1]] * WINDOW_SHAPE[0]
+    (tmp_path / METADATA_FILE).write_text(json.dumps({"golden": {"window": window}}))
+    assert load_windows(tmp_path, limit=3) == [window]

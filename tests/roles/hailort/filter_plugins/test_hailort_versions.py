@@ -3,11 +3,14 @@
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 from hailort_versions import (
+    hailort_chip_family,
     hailort_chip_refusal,
     hailort_install_plan,
     hailort_pick_version,
@@ -133,6 +136,28 @@ def test_a_chip_outside_the_bundles_families_is_refused(architecture: str | None
 
 def test_a_fleet_built_only_for_hailo8l_refuses_a_hailo8() -> None:
     assert "not in hailort_chip_families ['hailo8l']" in hailort_chip_refusal("HAILO8", ["hailo8l"])
+
+
+def test_without_a_list_the_families_a_build_makes_are_allowed() -> None:
+    # The role's default (null): bundle_contract.chips' defaults, Hailo-8 and Hailo-8L.
+    assert hailort_chip_refusal("HAILO8L", None) == hailort_chip_refusal("HAILO8", None) == ""
+    assert "not in hailort_chip_families ['hailo8', 'hailo8l']" in hailort_chip_refusal("HAILO15H", None)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "family"),
+    [("HAILO8_B0", "hailo8"), ("hailo8l", "hailo8l"), ("HAILO15H", ""), (None, "")],
+)
+def test_a_chip_is_named_by_its_family(architecture: str | None, family: str) -> None:
+    assert hailort_chip_family(architecture) == family
+
+
+def test_without_the_project_installed_the_chip_filters_say_to_use_its_venv(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "bundle_contract.chips", None)  # makes the import fail
+    with pytest.raises(AnsibleFilterError, match=r"bundle_contract.*project's venv"):
+        hailort_chip_refusal("HAILO8", ["hailo8"])
 
 
 # --- The .hef's DFC against the Pi's HailoRT (issue 11 point 2; roles/hailort/defaults, docs/HEF_COMPAT.md)

@@ -1,6 +1,7 @@
 """roles/health/files/golden_check.py against real loopback HTTP servers: an app stand-in answering with the
 bundle's golden outputs (or wrong ones) and an EdgeInfer stand-in that forwards to it or answers from a random
-stub, as EdgeInfer does when its backend fails (docs/EDGEINFER_CONTRACT.md)."""
+stub, as EdgeInfer does when its backend fails (docs/EDGEINFER_CONTRACT.md). Each scenario runs the gate as
+the role does: the script measures, the role's health_golden_judgment filter judges its JSON."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golden_judgment import health_golden_judgment
 
 REPO = Path(__file__).resolve().parents[4]
 SCRIPT = REPO / "roles" / "health" / "files" / "golden_check.py"
@@ -201,25 +203,28 @@ def run_script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def golden_check(
-    metadata: Path, app: StandIn, edgeinfer_url: str, *extra: str, calls: int = 3
-) -> dict[str, Any]:
-    """Run the check as roles/health/tasks/golden.yml does, with the backend the app's /healthz reports."""
-    with urllib.request.urlopen(app.url + "/healthz", timeout=5) as response:
-        backend = json.loads(response.read())["backend"]
+def measure(metadata: Path, app: StandIn, edgeinfer_url: str, calls: int = 3) -> dict[str, Any]:
+    """The script's one JSON object, run as roles/health/tasks/golden.yml runs it."""
     result = run_script(
         "--metadata", str(metadata),
         "--app-url", app.url + "/infer",
         "--edgeinfer-url", edgeinfer_url,
-        "--backend", backend,
         "--calls", str(calls),
         "--timeout", "1",
-        *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     (line,) = result.stdout.strip().splitlines()
     return json.loads(line)
+
+
+def golden_check(
+    metadata: Path, app: StandIn, edgeinfer_url: str, calls: int = 3, **judgment: Any
+) -> dict[str, Any]:
+    """Measure, then judge as golden.yml does, with the backend the app's /healthz reports."""
+    with urllib.request.urlopen(app.url + "/healthz", timeout=5) as response:
+        backend = json.loads(response.read())["backend"]
+    return health_golden_judgment(measure(metadata, app, edgeinfer_url, calls), backend, **judgment)
 
 
 def test_passes_when_app_and_edgeinfer_agree(
@@ -243,6 +248,22 @@ def test_passes_when_app_and_edgeinfer_agree(
     # 3 timed calls straight to the app and 3 forwarded by EdgeInfer, every one the golden window.
     assert len(app.posted) == 6 and all(x == golden["window"] for x in app.posted)
     assert len(edgeinfer.posted) == 3
+
+
+def test_the_script_reports_latents_as_answered_and_judges_nothing(
+    metadata_path: Path, app: StandIn, edgeinfer: StandIn, golden: dict[str, Any]
+) -> None:
+    app.mode = "short"
+    measured = measure(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, calls=2)
+    assert set(measured) == {"bundle_version", "golden", "app", "edgeinfer"}
+    # The judge's part of the golden section only, not the 900-number window.
+    assert measured["golden"] == {"latent": golden["latent"], "tolerance": golden["tolerance"]}
+    assert measured["app"]["latents"] == [golden["latent"][:-1]] * 2
+    assert measured["app"]["error"] == ""
+    # EdgeInfer refuses the short latent and answers from its stub: 64 numbers, passed on as they came.
+    assert [len(latent) for latent in measured["edgeinfer"]["latents"]] == [64, 64]
+    app.mode = "array"
+    assert measure(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, calls=1)["app"]["latents"] == [None]
 
 
 def test_app_latent_off_fails_golden_app(metadata_path: Path, app: StandIn, edgeinfer: StandIn) -> None:
@@ -313,9 +334,7 @@ def test_silent_stub_fallbacks_count_against_the_minimum(
     metadata_path: Path, app: StandIn, edgeinfer: StandIn, min_real: int, ok: bool
 ) -> None:
     edgeinfer.mode = "stub_first"
-    report = golden_check(
-        metadata_path, app, edgeinfer.url + EDGEINFER_PATH, "--edgeinfer-min-real", str(min_real)
-    )
+    report = golden_check(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, min_real=min_real)
     edge = report["golden_edgeinfer"]
     assert edge["ok"] is ok
     assert (edge["real_answers"], edge["answers"], edge["real_model"]) == (2, 3, True)
@@ -363,7 +382,7 @@ def test_expected_stub_mode_passes_on_stub_answers(
     metadata_path: Path, app: StandIn, edgeinfer: StandIn
 ) -> None:
     edgeinfer.mode = "stub"
-    report = golden_check(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, "--expect-edgeinfer", "stub")
+    report = golden_check(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, expect_edgeinfer="stub")
     edge = report["golden_edgeinfer"]
     assert edge["ok"] is True and edge["real_model"] is False
     assert edge["reason"].endswith("stub mode, as expected")
@@ -372,7 +391,7 @@ def test_expected_stub_mode_passes_on_stub_answers(
 def test_expected_stub_mode_fails_while_edgeinfer_uses_the_app(
     metadata_path: Path, app: StandIn, edgeinfer: StandIn
 ) -> None:
-    report = golden_check(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, "--expect-edgeinfer", "stub")
+    report = golden_check(metadata_path, app, edgeinfer.url + EDGEINFER_PATH, expect_edgeinfer="stub")
     edge = report["golden_edgeinfer"]
     assert edge["ok"] is False and edge["real_model"] is True
     assert edge["reason"].endswith("but stub mode (USE_REAL_MODEL=false) was expected")
@@ -392,9 +411,7 @@ def test_unusable_metadata_exits_2_with_one_line(tmp_path: Path, content: str | 
     if content is not None:
         metadata.write_text(content)
     url = closed_port_url()  # never reached: the metadata is read first
-    result = run_script(
-        "--metadata", str(metadata), "--app-url", url, "--edgeinfer-url", url, "--backend", "onnxruntime"
-    )  # fmt: skip
+    result = run_script("--metadata", str(metadata), "--app-url", url, "--edgeinfer-url", url)
     assert result.returncode == 2
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()

@@ -1,6 +1,6 @@
 """The bar a run under traffic is held to (issue 10): what EdgeInfer's silent fallback may hide."""
 
-from edgeinfer_traffic import Verdict, longest_gap
+from simfleet.traffic import Verdict, longest_gap
 
 
 def test_the_traffic_bar_allows_only_rare_read_timeouts_and_explains_every_made_up_answer():

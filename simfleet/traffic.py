@@ -18,15 +18,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import numpy as np
-from fleet_runner import PI_VARS
 
+from fleetops.pi_vars import PI_VARS
 from simfleet.fleet import FleetSpec
 
 RATE_HZ = 50
-EDGEINFER_PORT = 8080
+# EdgeInfer's port on the Pi (edgeinfer_url's): its compose project publishes it on the Pi's own address too.
+EDGEINFER_PORT = urlsplit(PI_VARS["edgeinfer_url"]).port or 80
 INFER_PATH = "/api/v1/analysis/infer"
 # The app's answers are float32 serialised as JSON: equal models agree far inside this.
 LATENT_ATOL = 1e-5
@@ -44,26 +46,46 @@ class PiTraffic:
     failures: list[str] = field(default_factory=list)
 
     def run(self, stop: threading.Event) -> None:
-        due = time.monotonic()
-        while not stop.is_set():
-            self._one()
-            due += 1 / RATE_HZ
-            stop.wait(max(0.0, due - time.monotonic()))
-
-    def _one(self) -> None:
+        # One kept-alive connection to EdgeInfer: a new one per request makes the simulated Pis spend more CPU
+        # on this client's connections than on the answers the test judges.
         conn = http.client.HTTPConnection(self.address, EDGEINFER_PORT, timeout=5)
+        due = time.monotonic()
         try:
-            conn.request("POST", INFER_PATH, WINDOW_BODY, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                self.failures.append(f"HTTP {response.status}: {body[:200]!r}")
-            else:
-                self.latents.append(json.loads(body)["latent"])
-        except (OSError, ValueError, KeyError) as exc:
-            self.failures.append(f"{exc.__class__.__name__}: {exc}")
+            while not stop.is_set():
+                self._one(conn)
+                due += 1 / RATE_HZ
+                stop.wait(max(0.0, due - time.monotonic()))
         finally:
             conn.close()
+
+    def _one(self, conn: http.client.HTTPConnection) -> None:
+        try:
+            body, status = _post(conn)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The kept connection went stale (EdgeInfer restarted): a new client would open a fresh one.
+            conn.close()
+            try:
+                body, status = _post(conn)
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(f"{exc.__class__.__name__}: {exc}")
+                return
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            self.failures.append(f"{exc.__class__.__name__}: {exc}")
+            return
+        try:
+            if status != 200:
+                self.failures.append(f"HTTP {status}: {body[:200]!r}")
+            else:
+                self.latents.append(json.loads(body)["latent"])
+        except (ValueError, KeyError) as exc:
+            self.failures.append(f"{exc.__class__.__name__}: {exc}")
+
+
+def _post(conn: http.client.HTTPConnection) -> tuple[bytes, int]:
+    conn.request("POST", INFER_PATH, WINDOW_BODY, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.read(), response.status
 
 
 def fallbacks(address: str) -> dict[str, int]:

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
-import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from fleetops import REPO
+
 DEFAULT_INVENTORY = REPO / "inventory" / "local"
-# The values every role shares on a Pi (the app's root and port), read where they are written once.
-PI_VARS: dict[str, Any] = yaml.safe_load((REPO / "group_vars" / "pis" / "main.yml").read_text())
 
 
 @dataclass
