@@ -52,7 +52,7 @@ lint: setup
 	$(BIN)/ansible-lint --profile production
 
 unit: setup
-	$(BIN)/pytest -m "not fleet"
+	$(BIN)/pytest -m "not fleet" -n auto
 
 molecule: engine
 	$(BIN)/molecule test --all
