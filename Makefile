@@ -61,7 +61,7 @@ fleet-test: engine
 	$(BIN)/pytest -m fleet --durations=0
 
 # The aarch64 releases a Pi 5 gets, served in arm64 Debian trees under qemu (README, "The aarch64 check").
-# ARM64_RELEASES=trixie checks one Pi OS release; `make test` checks both (5 min 40 s with a cold cache).
+# ARM64_RELEASES=trixie checks one Pi OS release; `make test` checks both (the README says why that fits CI).
 ARM64_RELEASES ?= bookworm trixie
 arm64-check: setup
 	$(BIN)/python -m simfleet arm64-check $(foreach release,$(ARM64_RELEASES),--release $(release))
