@@ -141,15 +141,28 @@ def test_a_fleet_deployed_with_the_layout_before_shared_parts(fleet: Fleet, play
     STATE["release_old"] = release_old
 
 
-def pip_niceness_watcher(fleet: Fleet, pi: str) -> tuple[Callable[[dict[str, Any]], None], list[int]]:
-    """An on_event hook that, once the runtime's pip install starts on `pi`, samples pip's niceness there."""
-    seen: list[int] = []
+# Each pip process on a Pi: its niceness, then the CPUWeight of the systemd scope it runs in ("[not set]" when
+# it runs in none). The scope is what puts the install work below the app's unit (inference_app's defaults).
+PIP_PRIORITY = (
+    "ps -eo pid=,ni=,args= | grep -F 'pip install' | grep -v grep | while read -r pid ni rest; do "
+    "cgroup=$(cat /proc/$pid/cgroup 2>/dev/null) || continue; "
+    "scope=$(echo \"$cgroup\" | grep -o 'run-[^/]*[.]scope' | head -n 1); "
+    'echo "$ni $(systemctl show -p CPUWeight --value "${scope:-none.scope}")"; done'
+)
+PipPriority = tuple[str, str]
+
+
+def pip_priority_watcher(fleet: Fleet, pi: str) -> tuple[Callable[[dict[str, Any]], None], list[PipPriority]]:
+    """An on_event hook that, once the runtime's pip install starts on `pi`, samples pip's niceness and the
+    CPUWeight of its scope there."""
+    seen: list[PipPriority] = []
 
     def sample() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(seen) < 3:
-            code, out = fleet.sh(pi, "ps -eo ni=,args= | grep -F 'pip install' | grep -v grep")
-            seen.extend(int(line.split()[0]) for line in out.splitlines() if code == 0 and line.strip())
+            code, out = fleet.sh(pi, PIP_PRIORITY)
+            rows = [line.split() for line in out.splitlines()] if code == 0 else []
+            seen.extend((row[0], row[1]) for row in rows if len(row) == 2)
             time.sleep(0.2)
 
     def hook(event: dict[str, Any]) -> None:
@@ -160,7 +173,7 @@ def pip_niceness_watcher(fleet: Fleet, pi: str) -> tuple[Callable[[dict[str, Any
 
 
 def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
-    hook, niceness = pip_niceness_watcher(fleet, PI1)
+    hook, pip_priority = pip_priority_watcher(fleet, PI1)
     run = play("site.yml", on_event=hook)
     assert_clean_run(run)
     releases = built_releases(fleet)
@@ -193,7 +206,7 @@ def test_the_next_deploy_moves_every_pi_to_shared_parts(fleet: Fleet, play):
         # Serving outranks the install work.
         weights = fleet.sh(pi, "systemctl show -p CPUWeight -p IOWeight --value hailo-inference.service")[1]
         assert weights.split() == ["1000", "1000"], weights
-    assert niceness and set(niceness) == {19}, niceness
+    assert pip_priority and set(pip_priority) == {("19", "1")}, pip_priority
     STATE.update(release_a=releases)
 
 
