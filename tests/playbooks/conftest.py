@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 for folder in (
     ROOT / "playbooks" / "filter_plugins",
     ROOT / "playbooks" / "files",
+    ROOT / "playbooks" / "library",
     ROOT / "roles" / "hailort" / "filter_plugins",  # the report reads what the hailort role's plugins parse
 ):
     if str(folder) not in sys.path:
