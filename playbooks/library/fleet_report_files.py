@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,26 @@ options:
 """
 
 RETURN = r"""
-dir:
-  description: The folder the report was written to.
-  type: str
+changed:
+  description: Whether a file or the link differed from what this run wrote.
+  type: bool
   returned: always
 """
 
 
 def write_if_different(path: Path, text: str) -> bool:
-    if path.is_file() and path.read_text() == text:
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
+    # A name of its own (two runs may share a reports folder), removed if anything fails before the rename.
+    descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(staged, 0o644)
+        os.replace(staged, path)
+    except BaseException:
+        Path(staged).unlink(missing_ok=True)
+        raise
     return True
 
 
@@ -59,17 +66,20 @@ def point_link(link: Path, target: Path) -> bool:
     relative = os.path.relpath(target, link.parent)
     if link.is_symlink() and os.readlink(link) == relative:
         return False
-    staging = link.with_name(f".{link.name}.new")
-    staging.unlink(missing_ok=True)
+    staging = link.with_name(f".{link.name}.{os.getpid()}.{secrets.token_hex(4)}")
     staging.symlink_to(relative)
-    os.replace(staging, link)
+    try:
+        os.replace(staging, link)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     return True
 
 
 def write_report(folder: Path, latest: Path, report: dict[str, Any], markdown: str) -> bool:
     created = not folder.is_dir()
     folder.mkdir(mode=0o755, parents=True, exist_ok=True)
-    text = json.dumps(report, indent=4, sort_keys=True) + "\n"
+    text = json.dumps(report, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
     wrote = [write_if_different(folder / "fleet_report.json", text)]
     wrote.append(write_if_different(folder / "fleet_report.md", markdown))
     wrote.append(point_link(latest, folder))
@@ -91,7 +101,7 @@ def main() -> None:
         changed = write_report(folder, Path(params["latest"]), params["report"], params["markdown"])
     except OSError as exc:
         module.fail_json(msg=f"cannot write the fleet report under {folder}: {exc}")
-    module.exit_json(changed=changed, dir=str(folder))
+    module.exit_json(changed=changed)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import fleet_report_files
 import pytest
 from fleet_report_files import write_report
 
@@ -45,3 +46,20 @@ def test_a_folder_that_cannot_be_written_raises_for_the_module_to_report(tmp_pat
     blocker.write_text("a file where the reports folder should be")
     with pytest.raises(OSError):
         write_report(blocker / "run-1", blocker / "latest", REPORT, "# Fleet\n")
+
+
+def test_text_beyond_ascii_is_written_as_is(tmp_path: Path) -> None:
+    report = {"hosts": {"pi-1": {"failure": "bundle damaged — tcn_encoder.onnx"}}}
+    write_report(tmp_path / "run-1", tmp_path / "latest", report, "# Fleet\n")
+    assert "— tcn_encoder.onnx" in (tmp_path / "run-1" / "fleet_report.json").read_text()
+
+
+def test_a_failed_write_leaves_no_staged_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fleet_report_files.os, "replace", refuse)
+    with pytest.raises(OSError):
+        write_report(tmp_path / "run-1", tmp_path / "latest", REPORT, "# Fleet\n")
+    assert list((tmp_path / "run-1").iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run-1"]
