@@ -161,7 +161,7 @@ def pip_priority_watcher(fleet: Fleet, pi: str) -> tuple[Callable[[dict[str, Any
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(seen) < 3:
             code, out = fleet.sh(pi, PIP_PRIORITY)
-            rows = [line.split() for line in out.splitlines()] if code == 0 else []
+            rows = [line.split(maxsplit=1) for line in out.splitlines()] if code == 0 else []
             seen.extend((row[0], row[1]) for row in rows if len(row) == 2)
             time.sleep(0.2)
 
